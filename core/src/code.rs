@@ -1,0 +1,408 @@
+//! Binary codes: bit order, packing, text forms and the Hamming kernel.
+//!
+//! A code of `nbits` bits is stored as bytes in MSB-first order (bit 0 of the code is the high bit
+//! of byte 0), exactly like PostgreSQL's `bit`/`varbit`, padded with zero bits up to a whole number
+//! of 64-bit words. Because of that layout
+//! - conversion to and from `bit`, `varbit` and `bytea` is a copy,
+//! - `memcmp` of the bytes orders codes lexicographically by bit,
+//! - Hamming distance is `popcount(a ^ b)` over 8-byte chunks, whatever the endianness,
+//! - the padding is always zero, so equal codes have equal bytes (and equal hashes).
+
+use std::cmp::Ordering;
+
+/// Longest code the type accepts. 4096 bits = 512 bytes keeps every value far below the TOAST
+/// threshold, so codes are never compressed or moved out of line.
+pub const MAX_BITS: u32 = 4096;
+
+/// Bytes of storage for a code of `nbits` bits (whole 64-bit words).
+#[inline]
+pub const fn storage_bytes(nbits: u32) -> usize {
+    (nbits as usize).div_ceil(64) * 8
+}
+
+/// Bytes that carry bits (without the word padding): what `bytea` and `bit` hold.
+#[inline]
+pub const fn payload_bytes(nbits: u32) -> usize {
+    (nbits as usize).div_ceil(8)
+}
+
+/// Errors in building or combining codes. Each maps to one SQLSTATE in the extension.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum CodeError {
+    #[error("bitcode literal is empty")]
+    Empty,
+    #[error("\"{ch}\" is not a valid binary digit (position {pos})")]
+    InvalidBinaryDigit { ch: char, pos: usize },
+    #[error("\"{ch}\" is not a valid hexadecimal digit (position {pos})")]
+    InvalidHexDigit { ch: char, pos: usize },
+    #[error("bitcode of {nbits} bits exceeds the maximum of {MAX_BITS} bits")]
+    TooLong { nbits: usize },
+    #[error("bitcode lengths differ: {left} and {right} bits")]
+    LengthMismatch { left: u32, right: u32 },
+    #[error("cannot binarize NaN (element {index})")]
+    NaN { index: usize },
+    #[error("cannot binarize an empty array")]
+    EmptyArray,
+}
+
+/// An owned code: the canonical form that every constructor produces.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Code {
+    nbits: u32,
+    bytes: Vec<u8>,
+}
+
+impl Code {
+    /// All-zero code. `nbits` must be in 1..=MAX_BITS (checked by callers that take user input).
+    pub fn zeros(nbits: u32) -> Code {
+        debug_assert!((1..=MAX_BITS).contains(&nbits));
+        Code { nbits, bytes: vec![0; storage_bytes(nbits)] }
+    }
+
+    /// From payload bytes (MSB-first), keeping the first `nbits` bits; missing bytes are zero,
+    /// bits past `nbits` are cleared.
+    pub fn from_msb_bytes(nbits: u32, payload: &[u8]) -> Result<Code, CodeError> {
+        check_len(nbits as usize)?;
+        let mut code = Code::zeros(nbits);
+        let n = payload.len().min(payload_bytes(nbits));
+        code.bytes[..n].copy_from_slice(&payload[..n]);
+        code.clear_padding();
+        Ok(code)
+    }
+
+    /// From a 64-bit integer: bit 0 of the code is the integer's sign bit (as `bit(64)::int8`).
+    pub fn from_u64(v: u64) -> Code {
+        Code { nbits: 64, bytes: v.to_be_bytes().to_vec() }
+    }
+
+    /// One bit per element, set where the element is > 0 (the sign of a real-valued hash output).
+    pub fn from_signs<I: IntoIterator<Item = f64>>(values: I) -> Result<Code, CodeError> {
+        let values: Vec<f64> = values.into_iter().collect();
+        if values.is_empty() {
+            return Err(CodeError::EmptyArray);
+        }
+        check_len(values.len())?;
+        let mut code = Code::zeros(values.len() as u32);
+        for (i, v) in values.iter().enumerate() {
+            if v.is_nan() {
+                return Err(CodeError::NaN { index: i + 1 });
+            }
+            if *v > 0.0 {
+                code.set(i as u32, true);
+            }
+        }
+        Ok(code)
+    }
+
+    /// Parses `0101...` (one character per bit) or `x3fa0...` / `X3FA0...` (four bits per digit).
+    pub fn parse(text: &str) -> Result<Code, CodeError> {
+        let (hex, digits) = match text.as_bytes().first() {
+            Some(b'x') | Some(b'X') => (true, &text[1..]),
+            _ => (false, text),
+        };
+        if digits.is_empty() {
+            return Err(CodeError::Empty);
+        }
+        let nbits = if hex { digits.len() * 4 } else { digits.len() };
+        check_len(nbits)?;
+        let mut code = Code::zeros(nbits as u32);
+        let offset = usize::from(hex);
+        for (i, ch) in digits.chars().enumerate() {
+            if hex {
+                let v = ch.to_digit(16).ok_or(CodeError::InvalidHexDigit { ch, pos: i + offset + 1 })?;
+                code.bytes[i / 2] |= (v as u8) << if i % 2 == 0 { 4 } else { 0 };
+            } else {
+                match ch {
+                    '0' => {}
+                    '1' => code.set(i as u32, true),
+                    _ => return Err(CodeError::InvalidBinaryDigit { ch, pos: i + 1 }),
+                }
+            }
+        }
+        Ok(code)
+    }
+
+    pub fn nbits(&self) -> u32 {
+        self.nbits
+    }
+
+    /// Storage bytes, word-padded.
+    pub fn bytes(&self) -> &[u8] {
+        &self.bytes
+    }
+
+    pub fn get(&self, i: u32) -> bool {
+        get_bit(&self.bytes, i)
+    }
+
+    pub fn set(&mut self, i: u32, on: bool) {
+        let mask = 0x80u8 >> (i % 8);
+        let b = &mut self.bytes[(i / 8) as usize];
+        if on {
+            *b |= mask
+        } else {
+            *b &= !mask
+        }
+    }
+
+    fn clear_padding(&mut self) {
+        clear_padding(self.nbits, &mut self.bytes);
+    }
+}
+
+fn check_len(nbits: usize) -> Result<(), CodeError> {
+    if nbits == 0 {
+        Err(CodeError::Empty)
+    } else if nbits > MAX_BITS as usize {
+        Err(CodeError::TooLong { nbits })
+    } else {
+        Ok(())
+    }
+}
+
+/// Zeroes the bits at positions >= `nbits`.
+pub fn clear_padding(nbits: u32, bytes: &mut [u8]) {
+    let full = (nbits / 8) as usize;
+    let rem = nbits % 8;
+    let mut start = full;
+    if rem != 0 {
+        bytes[full] &= 0xFFu8 << (8 - rem);
+        start += 1;
+    }
+    bytes[start..].fill(0);
+}
+
+/// True when the bits at positions >= `nbits` are all zero.
+pub fn padding_is_clear(nbits: u32, bytes: &[u8]) -> bool {
+    let full = (nbits / 8) as usize;
+    let rem = nbits % 8;
+    let mut start = full;
+    if rem != 0 {
+        if bytes[full] & !(0xFFu8 << (8 - rem)) != 0 {
+            return false;
+        }
+        start += 1;
+    }
+    bytes[start..].iter().all(|&b| b == 0)
+}
+
+#[inline]
+pub fn get_bit(bytes: &[u8], i: u32) -> bool {
+    bytes[(i / 8) as usize] & (0x80u8 >> (i % 8)) != 0
+}
+
+/// Hamming distance between two equally long word-padded byte strings: the one popcount kernel
+/// that every distance in the project goes through.
+#[inline]
+pub fn hamming(a: &[u8], b: &[u8]) -> u32 {
+    debug_assert_eq!(a.len(), b.len());
+    debug_assert_eq!(a.len() % 8, 0);
+    let mut d = 0u32;
+    for (x, y) in a.chunks_exact(8).zip(b.chunks_exact(8)) {
+        let x = u64::from_ne_bytes(x.try_into().unwrap());
+        let y = u64::from_ne_bytes(y.try_into().unwrap());
+        d += (x ^ y).count_ones();
+    }
+    d
+}
+
+/// Number of set bits.
+#[inline]
+pub fn popcount(a: &[u8]) -> u32 {
+    a.chunks_exact(8).map(|x| u64::from_ne_bytes(x.try_into().unwrap()).count_ones()).sum()
+}
+
+/// Total order used by the btree opclass: lexicographic by bit, a proper prefix sorts first
+/// (the same order as PostgreSQL's `bit`).
+pub fn compare(a_bits: u32, a: &[u8], b_bits: u32, b: &[u8]) -> Ordering {
+    let common = payload_bytes(a_bits.min(b_bits));
+    // Padding is zero, so comparing whole payload bytes of the shorter length is exact up to the
+    // shorter code's last bit, except that the longer code may carry ones in that last partial
+    // byte: those make it greater, which is also what bit order says.
+    a[..common].cmp(&b[..common]).then(a_bits.cmp(&b_bits))
+}
+
+/// 64-bit hash of a code (the padding is zero, so equal codes hash equally). `seed` supports
+/// PostgreSQL's extended hash functions (hash partitioning).
+pub fn hash64(nbits: u32, bytes: &[u8], seed: u64) -> u64 {
+    let mut h = splitmix(seed ^ u64::from(nbits).wrapping_mul(0x9E37_79B9_7F4A_7C15));
+    for chunk in bytes.chunks_exact(8) {
+        h = splitmix(h ^ u64::from_ne_bytes(chunk.try_into().unwrap()));
+    }
+    h
+}
+
+#[inline]
+fn splitmix(mut z: u64) -> u64 {
+    z = z.wrapping_add(0x9E37_79B9_7F4A_7C15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^ (z >> 31)
+}
+
+/// Writes the code as one `0`/`1` character per bit.
+pub fn format_bits(nbits: u32, bytes: &[u8]) -> String {
+    (0..nbits).map(|i| if get_bit(bytes, i) { '1' } else { '0' }).collect()
+}
+
+/// Writes the code as `x` followed by one hex digit per four bits. Only for lengths that are a
+/// multiple of 4 (the only ones whose hex form reads back to the same length).
+pub fn format_hex(nbits: u32, bytes: &[u8]) -> Option<String> {
+    if nbits % 4 != 0 {
+        return None;
+    }
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    let mut s = String::with_capacity(1 + nbits as usize / 4);
+    s.push('x');
+    for i in 0..(nbits / 4) as usize {
+        let b = bytes[i / 2];
+        let nib = if i % 2 == 0 { b >> 4 } else { b & 0x0F };
+        s.push(HEX[nib as usize] as char);
+    }
+    Some(s)
+}
+
+/// Bitwise combination of two codes of the same length.
+pub fn combine(
+    a_bits: u32,
+    a: &[u8],
+    b_bits: u32,
+    b: &[u8],
+    op: impl Fn(u8, u8) -> u8,
+) -> Result<Vec<u8>, CodeError> {
+    if a_bits != b_bits {
+        return Err(CodeError::LengthMismatch { left: a_bits, right: b_bits });
+    }
+    Ok(a.iter().zip(b).map(|(x, y)| op(*x, *y)).collect())
+}
+
+/// Complement, keeping the padding zero.
+pub fn complement(nbits: u32, a: &[u8]) -> Vec<u8> {
+    let mut out: Vec<u8> = a.iter().map(|x| !x).collect();
+    clear_padding(nbits, &mut out);
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn naive_hamming(a: &Code, b: &Code) -> u32 {
+        (0..a.nbits()).filter(|&i| a.get(i) != b.get(i)).count() as u32
+    }
+
+    #[test]
+    fn parses_binary_and_hex() {
+        let c = Code::parse("0110").unwrap();
+        assert_eq!(c.nbits(), 4);
+        assert_eq!(c.bytes(), &[0x60, 0, 0, 0, 0, 0, 0, 0]);
+        let h = Code::parse("x3fA0").unwrap();
+        assert_eq!(h.nbits(), 16);
+        assert_eq!(&h.bytes()[..2], &[0x3f, 0xa0]);
+        assert_eq!(format_hex(16, h.bytes()).unwrap(), "x3fa0");
+        assert_eq!(format_bits(4, c.bytes()), "0110");
+        assert_eq!(format_hex(3, Code::parse("101").unwrap().bytes()), None);
+    }
+
+    #[test]
+    fn rejects_bad_literals() {
+        assert_eq!(Code::parse(""), Err(CodeError::Empty));
+        assert_eq!(Code::parse("x"), Err(CodeError::Empty));
+        assert_eq!(Code::parse("0120"), Err(CodeError::InvalidBinaryDigit { ch: '2', pos: 3 }));
+        assert_eq!(Code::parse("x0g"), Err(CodeError::InvalidHexDigit { ch: 'g', pos: 3 }));
+        assert_eq!(Code::parse(" 01"), Err(CodeError::InvalidBinaryDigit { ch: ' ', pos: 1 }));
+        assert_eq!(Code::parse(&"1".repeat(4097)), Err(CodeError::TooLong { nbits: 4097 }));
+        assert!(Code::parse(&"1".repeat(4096)).is_ok());
+        assert_eq!(Code::parse(&format!("x{}", "f".repeat(1025))), Err(CodeError::TooLong { nbits: 4100 }));
+    }
+
+    #[test]
+    fn u64_is_msb_first() {
+        let c = Code::from_u64(0x8000_0000_0000_0001);
+        assert!(c.get(0));
+        assert!(c.get(63));
+        assert_eq!(popcount(c.bytes()), 2);
+    }
+
+    #[test]
+    fn signs() {
+        let c = Code::from_signs([0.5, -1.0, 0.0, 2.0]).unwrap();
+        assert_eq!(format_bits(c.nbits(), c.bytes()), "1001");
+        assert_eq!(Code::from_signs([1.0, f64::NAN]), Err(CodeError::NaN { index: 2 }));
+        assert_eq!(Code::from_signs(Vec::<f64>::new()), Err(CodeError::EmptyArray));
+    }
+
+    #[test]
+    fn compare_orders_by_bits_then_length() {
+        let c = |s| Code::parse(s).unwrap();
+        let cmp = |a: &Code, b: &Code| compare(a.nbits(), a.bytes(), b.nbits(), b.bytes());
+        assert_eq!(cmp(&c("0110"), &c("0111")), Ordering::Less);
+        assert_eq!(cmp(&c("011"), &c("0110")), Ordering::Less);
+        assert_eq!(cmp(&c("0111"), &c("011")), Ordering::Greater);
+        assert_eq!(cmp(&c("1"), &c("0111")), Ordering::Greater);
+        assert_eq!(cmp(&c("0110"), &c("0110")), Ordering::Equal);
+    }
+
+    #[test]
+    fn padding_checks() {
+        let mut b = vec![0xFFu8; 8];
+        clear_padding(12, &mut b);
+        assert_eq!(b, [0xFF, 0xF0, 0, 0, 0, 0, 0, 0]);
+        assert!(padding_is_clear(12, &b));
+        b[1] = 0xF8;
+        assert!(!padding_is_clear(12, &b));
+    }
+
+    fn code_strategy(nbits: u32) -> impl Strategy<Value = Code> {
+        proptest::collection::vec(any::<bool>(), nbits as usize).prop_map(move |v| {
+            let mut c = Code::zeros(nbits);
+            for (i, on) in v.into_iter().enumerate() {
+                c.set(i as u32, on);
+            }
+            c
+        })
+    }
+
+    fn pair_strategy() -> impl Strategy<Value = (Code, Code)> {
+        (1u32..=300).prop_flat_map(|n| (code_strategy(n), code_strategy(n)))
+    }
+
+    proptest! {
+        #[test]
+        fn hamming_matches_naive((a, b) in pair_strategy()) {
+            prop_assert_eq!(hamming(a.bytes(), b.bytes()), naive_hamming(&a, &b));
+            prop_assert_eq!(hamming(a.bytes(), a.bytes()), 0);
+        }
+
+        #[test]
+        fn text_round_trips((a, _b) in pair_strategy()) {
+            let bits = format_bits(a.nbits(), a.bytes());
+            prop_assert_eq!(Code::parse(&bits).unwrap(), a.clone());
+            if let Some(hex) = format_hex(a.nbits(), a.bytes()) {
+                prop_assert_eq!(Code::parse(&hex).unwrap(), a.clone());
+            }
+        }
+
+        #[test]
+        fn xor_popcount_is_hamming((a, b) in pair_strategy()) {
+            let x = combine(a.nbits(), a.bytes(), b.nbits(), b.bytes(), |p, q| p ^ q).unwrap();
+            prop_assert_eq!(popcount(&x), hamming(a.bytes(), b.bytes()));
+            let n = complement(a.nbits(), a.bytes());
+            prop_assert_eq!(popcount(&n), a.nbits() - popcount(a.bytes()));
+            prop_assert!(padding_is_clear(a.nbits(), &n));
+        }
+
+        #[test]
+        fn compare_matches_string_order(
+            a in (1u32..=200).prop_flat_map(code_strategy),
+            b in (1u32..=200).prop_flat_map(code_strategy),
+        ) {
+            let sa = format_bits(a.nbits(), a.bytes());
+            let sb = format_bits(b.nbits(), b.bytes());
+            prop_assert_eq!(compare(a.nbits(), a.bytes(), b.nbits(), b.bytes()), sa.cmp(&sb));
+            let equal = a == b;
+            prop_assert_eq!(hash64(a.nbits(), a.bytes(), 7) == hash64(b.nbits(), b.bytes(), 7), equal);
+        }
+    }
+}

@@ -1,0 +1,6 @@
+//! The PostgreSQL-free heart of jdsh: binary codes and (later) the Multi-Index Hashing algorithm,
+//! written so that they can be tested in memory, without a server.
+
+pub mod code;
+
+pub use code::{Code, CodeError, MAX_BITS};

@@ -1,0 +1,59 @@
+#!/usr/bin/env bash
+# Installs everything jdsh needs on a Debian 12 machine, then builds and installs the extension.
+# Idempotent: a second run only rebuilds what changed (seconds when nothing did).
+#
+#   scripts/setup.sh            # everything
+#   scripts/setup.sh --deps     # only the toolchain and libraries, no build
+#
+# Slow things are cached in ignored folders of the repo: .venv/ (libtorch from the PyPI torch
+# wheel) and target/ (cargo). cargo-pgrx goes to ~/.cargo/bin.
+set -euo pipefail
+source "$(dirname "$0")/env.sh"
+
+log() { printf '\033[1m[setup]\033[0m %s\n' "$*"; }
+as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
+
+# --- Debian packages ---------------------------------------------------------------------------
+apt_pkgs=(postgresql-15 postgresql-server-dev-15 libclang-dev clang sudo pkg-config build-essential
+          python3-venv ca-certificates)
+missing=()
+for p in "${apt_pkgs[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  log "apt-get install ${missing[*]}"
+  as_root apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive as_root apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+# --- cargo-pgrx (pinned: 0.19 needs a newer rustc than this machine has) -------------------------
+if ! cargo pgrx --version 2>/dev/null | grep -q " $PGRX_VERSION\$"; then
+  log "cargo install cargo-pgrx $PGRX_VERSION (about 10 minutes on 2 cores)"
+  cargo install cargo-pgrx --version "$PGRX_VERSION" --locked
+fi
+if ! grep -qs "pg15" "${PGRX_HOME:-$HOME/.pgrx}/config.toml"; then
+  log "cargo pgrx init --pg15 $PG_CONFIG"
+  cargo pgrx init --pg15 "$PG_CONFIG"
+fi
+
+# --- libtorch, from the PyPI torch wheel, in a project-local venv --------------------------------
+if ! "$VENV/bin/python" -c "import torch, sys; sys.exit(torch.__version__.split('+')[0] != '$TORCH_VERSION')" 2>/dev/null; then
+  log "creating $VENV with torch==$TORCH_VERSION (a 4.6 GB download with its CUDA libraries)"
+  [ -x "$VENV/bin/python" ] || "$PYTHON" -m venv "$VENV"
+  "$VENV/bin/pip" install -q --upgrade pip
+  "$VENV/bin/pip" install -q "torch==$TORCH_VERSION"
+fi
+# The postgres server runs as another user: it must be able to read libtorch.
+chmod -R a+rX "$VENV/lib" 2>/dev/null || true
+
+[ "${1:-}" = "--deps" ] && exit 0
+
+# --- build and install the extension -------------------------------------------------------------
+log "building and installing the extension (release)"
+as_root_env=()
+if [ "$(id -u)" = 0 ]; then
+  cargo pgrx install --release --pg-config "$PG_CONFIG" >/dev/null
+else
+  cargo pgrx install --release --pg-config "$PG_CONFIG" --sudo >/dev/null
+fi
+log "installed jdsh into $("$PG_CONFIG" --pkglibdir)"
