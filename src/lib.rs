@@ -1,1 +1,38 @@
+//! jdsh: cross-modal similarity search with learned binary hash codes, in PostgreSQL.
+//!
+//! This crate is the glue between PostgreSQL and the PostgreSQL-free crates: `jdsh-core` (codes,
+//! Hamming kernel, Multi-Index Hashing) and `jdsh-trainer` (JDSH/DCMH learning). The SQL surface
+//! of each module is hand-written in `sql/` so that names, volatility and operator classes are
+//! visible in one place.
 
+use pgrx::prelude::*;
+
+#[macro_use]
+mod fmgr;
+mod bitcode;
+mod gucs;
+
+::pgrx::pg_module_magic!(name, version);
+
+#[pg_guard]
+pub extern "C-unwind" fn _PG_init() {
+    gucs::init();
+}
+
+// The bitcode type, its operators, operator classes and casts. `bootstrap` puts it first in the
+// extension script: everything else in jdsh builds on the type.
+extension_sql_file!("../sql/bitcode.sql", name = "bitcode", bootstrap);
+
+#[cfg(any(test, feature = "pg_test"))]
+#[pg_schema]
+mod tests;
+
+/// Used by `cargo pgrx test`.
+#[cfg(test)]
+pub mod pg_test {
+    pub fn setup(_options: Vec<&str>) {}
+
+    pub fn postgresql_conf_options() -> Vec<&'static str> {
+        vec![]
+    }
+}

@@ -1,0 +1,55 @@
+//! Thin helpers for PostgreSQL's version-1 calling convention.
+//!
+//! The bitcode functions are plain `fmgr` functions (declared by hand in `sql/bitcode.sql`) rather
+//! than `#[pg_extern]` ones: the distance operator runs once per row of a scan, and reading the
+//! arguments straight from `fcinfo` keeps that path to a detoast check and a popcount.
+
+use pgrx::pg_sys;
+use pgrx::PgSqlErrorCode;
+
+/// Defines `extern "C-unwind" fn $name(fcinfo) -> Datum` plus its `pg_finfo_$name` record, with
+/// the guard of `#[pg_guard]` so that a Rust panic or a PostgreSQL ERROR unwinds safely.
+macro_rules! pg_v1 {
+    ($(#[$meta:meta])* fn $name:ident($fcinfo:ident) $body:block) => {
+        paste::paste! {
+            #[unsafe(no_mangle)]
+            #[doc(hidden)]
+            pub extern "C" fn [<pg_finfo_ $name>]() -> &'static ::pgrx::pg_sys::Pg_finfo_record {
+                const V1: ::pgrx::pg_sys::Pg_finfo_record =
+                    ::pgrx::pg_sys::Pg_finfo_record { api_version: 1 };
+                &V1
+            }
+        }
+        $(#[$meta])*
+        #[unsafe(no_mangle)]
+        pub unsafe extern "C-unwind" fn $name($fcinfo: ::pgrx::pg_sys::FunctionCallInfo) -> ::pgrx::pg_sys::Datum {
+            // What #[pg_guard] expands to: Rust panics become ERRORs, ERRORs unwind through Rust.
+            let body = move || $body;
+            unsafe { ::pgrx::pg_sys::submodules::panic::pgrx_extern_c_guard(body) }
+        }
+    };
+}
+
+/// The raw datum of argument `i`. STRICT functions never see NULLs, so no null check here.
+#[inline(always)]
+pub unsafe fn arg(fcinfo: pg_sys::FunctionCallInfo, i: usize) -> pg_sys::Datum {
+    unsafe { (*fcinfo).args.as_slice(i + 1)[i].value }
+}
+
+#[inline(always)]
+pub unsafe fn arg_i32(fcinfo: pg_sys::FunctionCallInfo, i: usize) -> i32 {
+    unsafe { arg(fcinfo, i).value() as i32 }
+}
+
+/// Raises an ERROR with the given SQLSTATE; never returns.
+pub fn raise(code: PgSqlErrorCode, message: impl Into<String>) -> ! {
+    pgrx::ereport!(ERROR, code, message.into());
+}
+
+/// Raises an ERROR with a hint telling the user what to do.
+pub fn raise_with_hint(code: PgSqlErrorCode, message: impl Into<String>, hint: impl Into<String>) -> ! {
+    pgrx::pg_sys::panic::ErrorReport::new(code, message.into(), pgrx::function_name!())
+        .set_hint(hint)
+        .report(pgrx::PgLogLevel::ERROR);
+    unreachable!()
+}

@@ -1,0 +1,1 @@
+//! In-server tests (`cargo pgrx test`): what needs a live backend.
