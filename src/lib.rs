@@ -25,7 +25,9 @@ extension_sql_file!("../sql/bitcode.sql", name = "bitcode", bootstrap);
 
 #[cfg(any(test, feature = "pg_test"))]
 #[pg_schema]
-mod tests;
+mod tests {
+    include!("tests.rs");
+}
 
 /// Used by `cargo pgrx test`.
 #[cfg(test)]

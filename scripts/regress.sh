@@ -1,0 +1,24 @@
+#!/usr/bin/env bash
+# SQL regression tests (tests/regress/sql/*.sql against tests/regress/expected/*.out) on the
+# project's cluster, with the extension as installed by scripts/setup.sh.
+#   scripts/regress.sh            # run all
+#   scripts/regress.sh --accept   # run, then copy the results over the expected files (review the diff!)
+set -euo pipefail
+source "$(dirname "$0")/env.sh"
+PG_REGRESS="$("$PG_CONFIG" --pkglibdir)/pgxs/src/test/regress/pg_regress"
+dir="$ROOT/tests/regress"
+out="$ROOT/target/regress"
+mkdir -p "$out"
+tests=$(cd "$dir/sql" && ls *.sql | sed 's/\.sql$//' | sort)
+bash "$ROOT/scripts/cluster.sh" start >/dev/null
+status=0
+"$PG_REGRESS" --host="$PGHOST" --port="$PGPORT" --user=postgres \
+  --dbname=jdsh_regress --load-extension=jdsh \
+  --inputdir="$dir" --outputdir="$out" --bindir="$PG_BIN" $tests || status=$?
+if [ "${1:-}" = "--accept" ]; then
+  for t in $tests; do cp "$out/results/$t.out" "$dir/expected/$t.out"; done
+  echo "accepted results into $dir/expected (review with git diff)"
+  exit 0
+fi
+[ $status -ne 0 ] && [ -f "$out/regression.diffs" ] && cat "$out/regression.diffs"
+exit $status
