@@ -131,7 +131,7 @@ fn casts_round_trip_on_random_codes() {
     for _ in 0..50 {
         let v = rng.next() as i64;
         let sql = format!(
-            "SELECT {v}::bigint::bitcode(64)::bigint = {v} AND {v}::bigint::bitcode::bit(64) = {v}::bigint::bit(64)"
+            "SELECT ({v})::bigint::bitcode(64)::bigint = ({v}) AND ({v})::bigint::bitcode::bit(64) = ({v})::bigint::bit(64)"
         );
         assert_eq!(Spi::get_one::<bool>(&sql).unwrap(), Some(true), "int8 {v}");
     }

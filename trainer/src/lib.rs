@@ -1,1 +1,8 @@
-pub fn version() -> &'static str { env!("CARGO_PKG_VERSION") }
+//! jdsh-trainer: learning binary hash codes for cross-modal retrieval (JDSH, DCMH) with libtorch,
+//! free of PostgreSQL. The extension passes it rows; the CLI passes it files.
+//!
+//! This first version holds what the other modules share: where computation runs.
+
+pub mod device;
+
+pub use device::{DeviceChoice, DeviceError};

@@ -1,0 +1,35 @@
+#!/usr/bin/env bash
+# Every test of the project, on a fresh Debian 12 machine or a warm one:
+#   1. set-up (idempotent: installs what is missing, builds and installs the extension),
+#   2. formatting check, pure-Rust unit and property tests (jdsh-core, jdsh-trainer),
+#   3. SQL regression tests against the project's own cluster,
+#   4. in-server tests (`cargo pgrx test`) in a throw-away cluster.
+set -euo pipefail
+source "$(dirname "$0")/env.sh"
+cd "$ROOT"
+t0=$(date +%s)
+step() { printf '\n\033[1m== %s\033[0m (%ss)\n' "$*" "$(( $(date +%s) - t0 ))"; }
+
+step "set-up"
+bash scripts/setup.sh
+
+step "rustfmt"
+cargo fmt --all -- --check
+
+step "unit and property tests (no PostgreSQL)"
+cargo test --release -p jdsh-core -p jdsh-trainer
+
+step "SQL regression tests"
+bash scripts/regress.sh
+
+step "in-server tests (cargo pgrx test)"
+if [ "$(id -u)" = 0 ]; then
+  # PostgreSQL refuses to run as root: the test cluster runs as the postgres user, in a folder it owns.
+  pgdata="$(readlink -f "$JDSH_CLUSTER")/pgrx-test"
+  mkdir -p "$pgdata" && chown postgres "$pgdata"
+  cargo pgrx test --release pg15 --runas postgres --pgdata "$pgdata/data"
+else
+  cargo pgrx test --release pg15
+fi
+
+step "all tests passed"
