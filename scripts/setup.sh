@@ -50,7 +50,6 @@ chmod -R a+rX "$VENV/lib" 2>/dev/null || true
 
 # --- build and install the extension -------------------------------------------------------------
 log "building and installing the extension (release)"
-as_root_env=()
 if [ "$(id -u)" = 0 ]; then
   cargo pgrx install --release --pg-config "$PG_CONFIG" >/dev/null
 else
