@@ -1,6 +1,6 @@
--- jdsh demo: binary codes and Hamming queries in plain SQL.
+-- jdsh demo: binary codes and Hamming queries in plain SQL (run by scripts/demo.sh in a fresh
+-- database, jdsh_demo).
 \pset footer off
-DROP EXTENSION IF EXISTS jdsh CASCADE;
 CREATE EXTENSION jdsh;
 
 -- Codes as bit strings or hex; <~> is the Hamming distance.
@@ -35,7 +35,7 @@ SELECT jdsh.binarize(ARRAY[0.7, -1.2, 0.01, -0.3]::real[]) AS from_a_network_out
 -- Codes are ordered, hashable and unique-able like any scalar.
 SELECT count(DISTINCT code) AS distinct_codes FROM items;
 
--- Bad input is a clear error with a SQLSTATE, never a crash:
+-- Bad input is a clear error (each with its SQLSTATE, see the README), never a crash:
 \set ON_ERROR_STOP 0
 \set VERBOSITY default
 SELECT '0102'::bitcode;

@@ -48,8 +48,7 @@ start() {
     as_pg mkdir -p "$DATA" "$SOCK"
     as_pg "$PG_BIN/initdb" -D "$DATA" -A trust -U postgres -E UTF8 --locale=C.UTF-8 >/dev/null
     cat >>"$DATA/postgresql.conf" <<CONF
-# jdsh embedded cluster
-port = $PGPORT
+# jdsh embedded cluster (the port is given at start: JDSH_PGPORT, default 54329)
 unix_socket_directories = '$SOCK'
 listen_addresses = '127.0.0.1'
 shared_buffers = 512MB
@@ -61,7 +60,7 @@ CONF
   fi
   as_pg mkdir -p "$SOCK"
   if ! running; then
-    as_pg "$PG_BIN/pg_ctl" -D "$DATA" -l "$LOG" -w -t 60 start >/dev/null
+    as_pg "$PG_BIN/pg_ctl" -D "$DATA" -l "$LOG" -o "-p $PGPORT" -w -t 60 start >/dev/null
   fi
   as_pg "$PG_BIN/psql" -h "$SOCK" -p "$PGPORT" -U postgres -d postgres -qAt \
     -c "SELECT 1 FROM pg_database WHERE datname = '$PGDATABASE'" | grep -q 1 ||

@@ -5,7 +5,10 @@ source "$(dirname "$0")/env.sh"
 cd "$ROOT"
 bash scripts/setup.sh
 bash scripts/cluster.sh start
-"$PG_BIN/psql" -X -h "$PGHOST" -p "$PGPORT" -U postgres -d "$PGDATABASE" -v ON_ERROR_STOP=1 -e -f demo/bitcodes.sql
+# A fresh database for the demo, so that it never touches what you keep in the main one.
+psql_() { "$PG_BIN/psql" -X -h "$PGHOST" -p "$PGPORT" -U postgres "$@"; }
+psql_ -d postgres -qc "DROP DATABASE IF EXISTS jdsh_demo" -c "CREATE DATABASE jdsh_demo"
+psql_ -d jdsh_demo -v ON_ERROR_STOP=1 -e -f demo/bitcodes.sql
 echo
-echo "The cluster keeps running. Connect with: psql -h $PGHOST -p $PGPORT -U postgres $PGDATABASE"
+echo "The cluster keeps running. Connect with: psql -h $PGHOST -p $PGPORT -U postgres jdsh_demo"
 echo "Stop it with: scripts/cluster.sh stop"
