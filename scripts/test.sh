@@ -8,6 +8,9 @@ set -euo pipefail
 source "$(dirname "$0")/env.sh"
 cd "$ROOT"
 t0=$(date +%s)
+mkdir -p "$ROOT/target"
+log="$ROOT/target/test.log"
+exec > >(tee "$log") 2>&1
 step() { printf '\n\033[1m== %s\033[0m (%ss)\n' "$*" "$(( $(date +%s) - t0 ))"; }
 
 step "set-up"
@@ -33,3 +36,7 @@ else
 fi
 
 step "all tests passed"
+# One closing line over every runner (any failure has already stopped the script).
+cargo_passed=$(grep -oE 'test result: ok\. [0-9]+ passed' "$log" | awk '{s += $4} END {print s + 0}')
+regress_passed=$(grep -oE 'All [0-9]+ tests passed' "$log" | awk '{s += $2} END {print s + 0}')
+echo "jdsh: $((cargo_passed + regress_passed)) passed, 0 failed"
