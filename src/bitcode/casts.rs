@@ -128,10 +128,7 @@ unsafe fn float_array<'a, T>(datum: pg_sys::Datum) -> &'a [T] {
     }
 }
 
-fn binarize(values: impl ExactSizeIterator<Item = f64>, typmod: i32) -> pg_sys::Datum {
-    if values.len() > MAX_BITS as usize {
-        report(CodeError::TooLong { nbits: values.len() });
-    }
+fn binarize(values: impl Iterator<Item = f64>, typmod: i32) -> pg_sys::Datum {
     let c = Code::from_signs(values).unwrap_or_else(|e| report(e));
     enforce_typmod(c.nbits(), typmod);
     make_code(&c)
