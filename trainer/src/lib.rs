@@ -3,6 +3,7 @@
 //!
 //! This first version holds what the other modules share: where computation runs.
 
+pub mod data;
 pub mod device;
 
 pub use device::{DeviceChoice, DeviceError};

@@ -1,0 +1,114 @@
+//! The data contract between the loaders, the learning methods, the evaluation and the extension.
+//!
+//! Everything that crosses a module boundary is one of these plain types: a row-major `f32`
+//! [`Matrix`], image and text inputs that are either feature vectors or raw content (encoded
+//! image bytes, text), optional multi-label annotations, and a [`Benchmark`] split
+//! (train / query / retrieval). Methods turn them into tensors themselves.
+
+/// A dense row-major `f32` matrix: row `i` is `data[i * cols .. (i + 1) * cols]`.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Matrix {
+    pub rows: usize,
+    pub cols: usize,
+    pub data: Vec<f32>,
+}
+
+impl Matrix {
+    /// A matrix from row-major data; `data.len()` must be `rows * cols`.
+    pub fn new(rows: usize, cols: usize, data: Vec<f32>) -> Self {
+        assert_eq!(data.len(), rows * cols, "Matrix::new: {rows} x {cols} needs {} values", rows * cols);
+        Matrix { rows, cols, data }
+    }
+
+    pub fn zeros(rows: usize, cols: usize) -> Self {
+        Matrix { rows, cols, data: vec![0.0; rows * cols] }
+    }
+
+    pub fn row(&self, i: usize) -> &[f32] {
+        &self.data[i * self.cols..(i + 1) * self.cols]
+    }
+
+    pub fn row_mut(&mut self, i: usize) -> &mut [f32] {
+        &mut self.data[i * self.cols..(i + 1) * self.cols]
+    }
+
+    /// The rows at `idx`, in that order.
+    pub fn select(&self, idx: &[usize]) -> Matrix {
+        let mut data = Vec::with_capacity(idx.len() * self.cols);
+        for &i in idx {
+            data.extend_from_slice(self.row(i));
+        }
+        Matrix { rows: idx.len(), cols: self.cols, data }
+    }
+}
+
+/// Image side of a pair: a feature vector per item, or encoded image bytes (PNG/JPEG).
+#[derive(Debug, Clone, PartialEq)]
+pub enum ImageInput {
+    Features(Matrix),
+    Encoded(Vec<Vec<u8>>),
+}
+
+/// Text side of a pair: raw text per item (tokenised by the model's text pipeline), or a
+/// feature vector per item (e.g. LDA topics, a tag bag-of-words).
+#[derive(Debug, Clone, PartialEq)]
+pub enum TextInput {
+    Raw(Vec<String>),
+    Features(Matrix),
+}
+
+/// Multi-label annotations: item `i` carries the class indices `sets[i]` (each `< classes`).
+/// Two items are relevant to each other when they share at least one class.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Labels {
+    pub classes: usize,
+    pub sets: Vec<Vec<u32>>,
+}
+
+impl Labels {
+    pub fn len(&self) -> usize {
+        self.sets.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.sets.is_empty()
+    }
+
+    /// True when items `i` (of `self`) and `j` (of `other`) share a class.
+    pub fn relevant(&self, i: usize, other: &Labels, j: usize) -> bool {
+        self.sets[i].iter().any(|c| other.sets[j].contains(c))
+    }
+
+    /// Multi-hot rows, `len() x classes`.
+    pub fn multi_hot(&self) -> Matrix {
+        let mut m = Matrix::zeros(self.sets.len(), self.classes);
+        for (i, set) in self.sets.iter().enumerate() {
+            for &c in set {
+                m.row_mut(i)[c as usize] = 1.0;
+            }
+        }
+        m
+    }
+
+    pub fn select(&self, idx: &[usize]) -> Labels {
+        Labels { classes: self.classes, sets: idx.iter().map(|&i| self.sets[i].clone()).collect() }
+    }
+}
+
+/// Paired items: `image[i]` and `text[i]` describe the same thing; `labels`, when present, has the
+/// same length.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PairedData {
+    pub image: ImageInput,
+    pub text: TextInput,
+    pub labels: Option<Labels>,
+}
+
+/// A retrieval protocol: train on `train`, query with `query`, rank `retrieval`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Benchmark {
+    pub name: String,
+    pub train: PairedData,
+    pub query: PairedData,
+    pub retrieval: PairedData,
+}
