@@ -2,5 +2,6 @@
 //! written so that they can be tested in memory, without a server.
 
 pub mod code;
+pub mod mih;
 
 pub use code::{Code, CodeError, MAX_BITS};

@@ -1,0 +1,79 @@
+//! Enumerating the substring values at an exact Hamming distance from a query substring.
+
+/// Calls `visit(v)` for every `bits`-bit value `v` with `popcount(v ^ q) == radius`, in increasing
+/// order of the flipped positions (Gosper's hack over bit masks). Stops early when `visit`
+/// returns false.
+pub fn for_each_at_distance(q: u64, bits: u32, radius: u32, mut visit: impl FnMut(u64) -> bool) {
+    if radius > bits {
+        return;
+    }
+    if radius == 0 {
+        visit(q);
+        return;
+    }
+    let limit: u128 = 1u128 << bits;
+    let mut mask: u128 = (1u128 << radius) - 1;
+    while mask < limit {
+        if !visit(q ^ mask as u64) {
+            return;
+        }
+        // Next larger integer with the same number of set bits.
+        let c = mask & mask.wrapping_neg();
+        let r = mask + c;
+        mask = (((r ^ mask) >> 2) / c) | r;
+    }
+}
+
+/// Binomial coefficient C(n, k), saturating at `u64::MAX`.
+pub fn binomial(n: u32, k: u32) -> u64 {
+    if k > n {
+        return 0;
+    }
+    let k = k.min(n - k) as u128;
+    let mut acc: u128 = 1;
+    for i in 0..k {
+        acc = acc * (n as u128 - i) / (i + 1);
+        if acc > u64::MAX as u128 {
+            return u64::MAX;
+        }
+    }
+    acc as u64
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn enumerates_exactly_the_shell() {
+        for bits in [1u32, 5, 12] {
+            for radius in 0..=bits {
+                let q = 0b1011_0110_1001u64 & ((1 << bits) - 1);
+                let mut got = Vec::new();
+                for_each_at_distance(q, bits, radius, |v| {
+                    got.push(v);
+                    true
+                });
+                let mut want: Vec<u64> =
+                    (0..1u64 << bits).filter(|v| (v ^ q).count_ones() == radius).collect();
+                got.sort_unstable();
+                want.sort_unstable();
+                assert_eq!(got, want, "bits {bits} radius {radius}");
+                assert_eq!(got.len() as u64, binomial(bits, radius));
+            }
+        }
+    }
+
+    #[test]
+    fn full_width_substrings() {
+        let mut n = 0;
+        for_each_at_distance(u64::MAX, 64, 1, |v| {
+            assert_eq!(v.count_ones(), 63);
+            n += 1;
+            true
+        });
+        assert_eq!(n, 64);
+        assert_eq!(binomial(64, 32), 1_832_624_140_942_590_534);
+        assert_eq!(binomial(200, 100), u64::MAX);
+    }
+}

@@ -1,0 +1,116 @@
+//! The page-store contract the index algorithms run on, and an in-memory store for tests.
+//!
+//! PostgreSQL's implementation (in the extension) maps these calls onto shared buffers, buffer
+//! content locks and Generic WAL; the algorithms only ever see page bytes. Locking rules the
+//! algorithms follow, so that the PostgreSQL store can take real locks without deadlocks:
+//! a bucket's head page is locked first (shared by scans, exclusive by insert and vacuum), then
+//! the chain's later pages in chain order; directory pages are only locked with no other lock.
+
+use super::layout::{BlockNo, BLOCK_SIZE};
+use std::cell::RefCell;
+
+/// A pinned and locked page.
+pub trait PageGuard {
+    fn block(&self) -> BlockNo;
+    fn page(&self) -> &[u8];
+}
+
+pub trait PageStore {
+    type Guard: PageGuard;
+
+    /// Locks an existing block for reading.
+    fn read(&self, blk: BlockNo) -> Self::Guard;
+    /// Locks an existing block for writing (through [`PageStore::modify`]).
+    fn write(&self, blk: BlockNo) -> Self::Guard;
+    /// A page to initialise: a recycled one or a new block at the end. Its content is undefined
+    /// until a `modify` initialises it.
+    fn allocate(&self) -> Self::Guard;
+    /// Changes the given write-locked pages as one atomic, durable step (one WAL record).
+    fn modify<R>(&self, pages: &mut [&mut Self::Guard], f: impl FnOnce(&mut [&mut [u8]]) -> R) -> R;
+    /// Hands back a page that VACUUM unlinked (already marked free by a `modify`).
+    fn recycle(&self, blk: BlockNo);
+    /// Appends a whole page during a build; the build logs the relation in bulk afterwards.
+    fn append_built(&self, image: &[u8]) -> BlockNo;
+    fn nblocks(&self) -> BlockNo;
+}
+
+/// Pages in memory. Single-threaded: locks are no-ops, `modify` applies in place.
+#[derive(Default)]
+pub struct MemStore {
+    pages: RefCell<Vec<Box<[u8]>>>,
+    free: RefCell<Vec<BlockNo>>,
+    /// Number of `read`/`write` calls, for tests that check probing is sub-linear.
+    pub accesses: std::cell::Cell<u64>,
+}
+
+pub struct MemGuard {
+    blk: BlockNo,
+    // Boxed pages never move while the store lives (the Vec only moves the boxes' pointers).
+    ptr: *mut u8,
+}
+
+impl PageGuard for MemGuard {
+    fn block(&self) -> BlockNo {
+        self.blk
+    }
+    fn page(&self) -> &[u8] {
+        unsafe { std::slice::from_raw_parts(self.ptr, BLOCK_SIZE) }
+    }
+}
+
+impl MemStore {
+    pub fn new() -> MemStore {
+        MemStore::default()
+    }
+
+    fn guard(&self, blk: BlockNo) -> MemGuard {
+        self.accesses.set(self.accesses.get() + 1);
+        let mut pages = self.pages.borrow_mut();
+        MemGuard { blk, ptr: pages[blk as usize].as_mut_ptr() }
+    }
+
+    pub fn free_pages(&self) -> usize {
+        self.free.borrow().len()
+    }
+}
+
+impl PageStore for MemStore {
+    type Guard = MemGuard;
+
+    fn read(&self, blk: BlockNo) -> MemGuard {
+        self.guard(blk)
+    }
+    fn write(&self, blk: BlockNo) -> MemGuard {
+        self.guard(blk)
+    }
+    fn allocate(&self) -> MemGuard {
+        if let Some(blk) = self.free.borrow_mut().pop() {
+            return self.guard(blk);
+        }
+        let blk = self.append_built(&[0u8; BLOCK_SIZE]);
+        self.guard(blk)
+    }
+    fn modify<R>(&self, pages: &mut [&mut MemGuard], f: impl FnOnce(&mut [&mut [u8]]) -> R) -> R {
+        let mut slices: Vec<&mut [u8]> =
+            pages.iter().map(|g| unsafe { std::slice::from_raw_parts_mut(g.ptr, BLOCK_SIZE) }).collect();
+        f(&mut slices)
+    }
+    fn recycle(&self, blk: BlockNo) {
+        self.free.borrow_mut().push(blk);
+    }
+    fn append_built(&self, image: &[u8]) -> BlockNo {
+        let mut pages = self.pages.borrow_mut();
+        pages.push(image.to_vec().into_boxed_slice());
+        pages.len() as BlockNo - 1
+    }
+    fn nblocks(&self) -> BlockNo {
+        self.pages.borrow().len() as BlockNo
+    }
+}
+
+#[cfg(test)]
+impl MemStore {
+    pub fn nblocks_for_test(&self) -> BlockNo {
+        self.pages.borrow().len() as BlockNo
+    }
+}

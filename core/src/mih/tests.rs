@@ -1,0 +1,237 @@
+//! In-memory tests of the whole index: results equal a brute-force scan for random and clustered
+//! codes of several lengths, after build, inserts and vacuum; structure checks; probing stays
+//! sub-linear on clustered data.
+
+use super::layout::{Params, Tid};
+use super::{MemStore, Mih, Search};
+use crate::code::{hamming, storage_bytes};
+use proptest::prelude::*;
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+
+fn random_code(rng: &mut StdRng, nbits: u32) -> Vec<u8> {
+    let mut c = vec![0u8; storage_bytes(nbits)];
+    for i in 0..nbits {
+        if rng.random_bool(0.5) {
+            c[(i / 8) as usize] |= 0x80 >> (i % 8);
+        }
+    }
+    c
+}
+
+fn noisy(rng: &mut StdRng, centre: &[u8], nbits: u32, p: f64) -> Vec<u8> {
+    let mut c = centre.to_vec();
+    for i in 0..nbits {
+        if rng.random_bool(p) {
+            c[(i / 8) as usize] ^= 0x80 >> (i % 8);
+        }
+    }
+    c
+}
+
+/// `n` codes: uniform when `centres == 0`, else noisy copies (p = 0.1) of `centres` centres.
+fn dataset(seed: u64, nbits: u32, n: usize, centres: usize) -> Vec<Vec<u8>> {
+    let mut rng = StdRng::seed_from_u64(seed);
+    let cs: Vec<Vec<u8>> = (0..centres).map(|_| random_code(&mut rng, nbits)).collect();
+    (0..n)
+        .map(|_| {
+            if centres == 0 {
+                random_code(&mut rng, nbits)
+            } else {
+                let c = rng.random_range(0..centres);
+                noisy(&mut rng, &cs[c], nbits, 0.1)
+            }
+        })
+        .collect()
+}
+
+fn tid(i: usize) -> Tid {
+    Tid::new((i / 100) as u32, (i % 100) as u16 + 1)
+}
+
+fn build<'a>(store: &'a MemStore, nbits: u32, codes: &[Vec<u8>], m: Option<u32>) -> Mih<'a, MemStore> {
+    let params = Params::choose(nbits, codes.len() as u64, m, 90).unwrap();
+    let flat: Vec<u8> = codes.concat();
+    let tids: Vec<Tid> = (0..codes.len()).map(tid).collect();
+    Mih::build(store, params, &flat, &tids, |_| {}).unwrap()
+}
+
+/// Sorted distances of the `k` nearest rows by brute force, among `live` rows.
+fn brute(codes: &[Vec<u8>], live: &[bool], q: &[u8], k: usize) -> Vec<u32> {
+    let mut d: Vec<u32> = codes.iter().zip(live).filter(|(_, &l)| l).map(|(c, _)| hamming(c, q)).collect();
+    d.sort_unstable();
+    d.truncate(k);
+    d
+}
+
+fn knn(mih: &Mih<'_, MemStore>, codes: &[Vec<u8>], q: &[u8], k: usize) -> Vec<u32> {
+    let mut s = Search::new(mih, q, None).unwrap();
+    let mut out = Vec::new();
+    let mut last = 0;
+    while out.len() < k {
+        match s.next(mih).unwrap() {
+            Some((t, d)) => {
+                let i = (t.block as usize) * 100 + t.offset as usize - 1;
+                assert_eq!(hamming(&codes[i], q), d, "reported distance is the true one");
+                assert!(d >= last, "non-decreasing distances");
+                last = d;
+                out.push(d);
+            }
+            None => break,
+        }
+    }
+    out
+}
+
+fn check_knn(nbits: u32, n: usize, centres: usize, m: Option<u32>, seed: u64) {
+    let codes = dataset(seed, nbits, n, centres);
+    let store = MemStore::new();
+    let mih = build(&store, nbits, &codes, m);
+    mih.check().unwrap();
+    let live = vec![true; n];
+    let mut rng = StdRng::seed_from_u64(seed ^ 7);
+    for qi in 0..12 {
+        let q = if qi % 3 == 0 { codes[rng.random_range(0..n)].clone() } else { random_code(&mut rng, nbits) };
+        for k in [1, 10, 100, n + 5] {
+            assert_eq!(knn(&mih, &codes, &q, k), brute(&codes, &live, &q, k), "{nbits} bits, k = {k}");
+        }
+    }
+}
+
+#[test]
+fn knn_equals_brute_force_uniform_and_clustered() {
+    for nbits in [16u32, 32, 64, 128, 256] {
+        check_knn(nbits, 3000, 0, None, nbits as u64);
+        check_knn(nbits, 3000, 30, None, nbits as u64 + 1);
+    }
+    // Odd lengths and explicit substring counts, including m = 1 and substrings of 64 bits.
+    check_knn(37, 1500, 10, Some(5), 3);
+    check_knn(64, 1500, 10, Some(1), 4);
+    check_knn(200, 1500, 10, Some(4), 5);
+    check_knn(7, 500, 0, Some(7), 6);
+}
+
+#[test]
+fn radius_equals_brute_force() {
+    for (nbits, centres) in [(64u32, 20usize), (128, 20), (32, 0)] {
+        let codes = dataset(11, nbits, 4000, centres);
+        let store = MemStore::new();
+        let mih = build(&store, nbits, &codes, None);
+        let mut rng = StdRng::seed_from_u64(12);
+        for _ in 0..10 {
+            let i = rng.random_range(0..codes.len());
+            let q = noisy(&mut rng, &codes[i], nbits, 0.05);
+            for r in [0u32, 1, 2, 3, 4, 8, 20] {
+                let mut s = Search::new(&mih, &q, Some(r)).unwrap();
+                let mut got = Vec::new();
+                while let Some((t, d)) = s.next(&mih).unwrap() {
+                    assert!(d <= r);
+                    got.push(t);
+                }
+                let want: Vec<Tid> =
+                    (0..codes.len()).filter(|&i| hamming(&codes[i], &q) <= r).map(tid).collect();
+                got.sort_unstable();
+                assert_eq!(got, want, "{nbits} bits, radius {r}");
+            }
+        }
+    }
+}
+
+#[test]
+fn inserts_and_vacuum_keep_results_exact() {
+    let nbits = 64;
+    let codes = dataset(21, nbits, 30_000, 25);
+    let store = MemStore::new();
+    // Build on the first 1000, insert the rest: chains overflow and grow.
+    let mih = build(&store, nbits, &codes[..1000], None);
+    for (i, c) in codes.iter().enumerate().skip(1000) {
+        mih.insert(c, tid(i)).unwrap();
+    }
+    let report = mih.check().unwrap();
+    assert_eq!(report.rows, 30_000);
+    assert!(report.longest_chain > 1, "inserts overflowed some bucket pages");
+    let mut live = vec![true; codes.len()];
+    let mut rng = StdRng::seed_from_u64(22);
+    // Most late rows die: whole overflow pages empty out.
+    for (i, l) in live.iter_mut().enumerate() {
+        *l = i < 5000 && rng.random_bool(0.7);
+    }
+    let stats = mih.bulk_delete(|t| !live[t.block as usize * 100 + t.offset as usize - 1]).unwrap();
+    let nlive = live.iter().filter(|&&l| l).count() as u64;
+    assert_eq!(stats.remaining, nlive);
+    assert_eq!(stats.removed, 30_000 - nlive);
+    assert!(stats.pages_freed > 0, "emptied overflow pages are unlinked");
+    assert_eq!(store.free_pages() as u64, stats.pages_freed);
+    let report = mih.check().unwrap();
+    assert_eq!(report.rows, nlive);
+    for _ in 0..10 {
+        let q = random_code(&mut rng, nbits);
+        let mut s = Search::new(&mih, &q, None).unwrap();
+        let mut got = Vec::new();
+        while let Some((t, d)) = s.next(&mih).unwrap() {
+            assert!(live[t.block as usize * 100 + t.offset as usize - 1], "no dead row returned");
+            got.push(d);
+        }
+        assert_eq!(got, brute(&codes, &live, &q, usize::MAX));
+    }
+    // Freed pages are reused by later inserts before the relation grows.
+    let blocks = store.nblocks_for_test();
+    for (i, c) in codes.iter().enumerate().take(500) {
+        if !live[i] {
+            mih.insert(c, tid(i)).unwrap();
+        }
+    }
+    assert_eq!(store.nblocks_for_test(), blocks);
+    mih.check().unwrap();
+}
+
+#[test]
+fn probing_is_sublinear_on_clustered_codes() {
+    let nbits = 64;
+    let codes = dataset(31, nbits, 50_000, 50);
+    let store = MemStore::new();
+    let mih = build(&store, nbits, &codes, None);
+    let mut rng = StdRng::seed_from_u64(32);
+    let i = rng.random_range(0..codes.len());
+    let q = noisy(&mut rng, &codes[i], nbits, 0.05);
+    let mut s = Search::new(&mih, &q, None).unwrap();
+    for _ in 0..10 {
+        s.next(&mih).unwrap().unwrap();
+    }
+    assert_eq!(s.stats.full_scans, 0);
+    assert!(s.stats.candidates < 10_000, "{:?}", s.stats);
+}
+
+#[test]
+fn wrong_length_and_corrupt_pages_are_errors() {
+    let codes = dataset(41, 64, 100, 0);
+    let store = MemStore::new();
+    let mih = build(&store, 64, &codes, None);
+    assert!(Search::new(&mih, &[0u8; 16], None).is_err());
+    assert!(mih.insert(&[0u8; 16], Tid::new(9, 9)).is_err());
+    assert!(Params::choose(64, 100, Some(0), 90).is_err());
+    assert!(Params::choose(64, 100, Some(65), 90).is_err());
+    assert!(Params::choose(128, 100, Some(1), 90).is_err(), "substrings are at most 64 bits");
+}
+
+#[test]
+fn chosen_substrings_follow_the_paper_rule() {
+    assert_eq!(Params::choose(64, 1_000_000, None, 90).unwrap().m(), 3);
+    assert_eq!(Params::choose(128, 1_000_000, None, 90).unwrap().m(), 6);
+    assert_eq!(Params::choose(64, 10_000_000, None, 90).unwrap().m(), 3);
+    assert_eq!(Params::choose(256, 1_000_000, None, 90).unwrap().m(), 13);
+    assert_eq!(Params::choose(64, 10, None, 90).unwrap().m(), 4);
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(24))]
+    #[test]
+    fn knn_prefix_equals_brute(seed in 0u64..1000, nbits in 1u32..300, n in 1usize..400, k in 1usize..50) {
+        let codes = dataset(seed, nbits, n, (seed % 4) as usize * 5);
+        let store = MemStore::new();
+        let mih = build(&store, nbits, &codes, None);
+        let mut rng = StdRng::seed_from_u64(seed);
+        let q = random_code(&mut rng, nbits);
+        prop_assert_eq!(knn(&mih, &codes, &q, k), brute(&codes, &vec![true; n], &q, k));
+    }
+}
