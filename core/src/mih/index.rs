@@ -7,8 +7,8 @@ use super::layout::{
 use super::store::{PageGuard, PageStore};
 
 /// An open index: the store and what its meta page says.
-pub struct Mih<'s, S: PageStore> {
-    pub store: &'s S,
+pub struct Mih<S: PageStore> {
+    pub store: S,
     pub meta: Meta,
 }
 
@@ -34,8 +34,8 @@ pub struct CheckReport {
     pub entries: Vec<(Tid, Vec<u8>)>,
 }
 
-impl<'s, S: PageStore> Mih<'s, S> {
-    pub fn open(store: &'s S) -> Result<Self, MihError> {
+impl<S: PageStore> Mih<S> {
+    pub fn open(store: S) -> Result<Self, MihError> {
         if store.nblocks() == 0 {
             return Err(MihError::Corrupt("the index has no meta page".into()));
         }
@@ -53,7 +53,7 @@ impl<'s, S: PageStore> Mih<'s, S> {
     /// `codes` (each `params.code_bytes()` long). Pages are written in block order: meta,
     /// directory, then each table's buckets with their entries sorted by substring value.
     pub fn build(
-        store: &'s S,
+        store: S,
         params: Params,
         codes: &[u8],
         tids: &[Tid],

@@ -34,6 +34,32 @@ pub trait PageStore {
     fn nblocks(&self) -> BlockNo;
 }
 
+/// A shared reference to a store is a store (tests build indexes over `&MemStore`).
+impl<T: PageStore> PageStore for &T {
+    type Guard = T::Guard;
+    fn read(&self, blk: BlockNo) -> Self::Guard {
+        (**self).read(blk)
+    }
+    fn write(&self, blk: BlockNo) -> Self::Guard {
+        (**self).write(blk)
+    }
+    fn allocate(&self) -> Self::Guard {
+        (**self).allocate()
+    }
+    fn modify<R>(&self, pages: &mut [&mut Self::Guard], f: impl FnOnce(&mut [&mut [u8]]) -> R) -> R {
+        (**self).modify(pages, f)
+    }
+    fn recycle(&self, blk: BlockNo) {
+        (**self).recycle(blk)
+    }
+    fn append_built(&self, image: &[u8]) -> BlockNo {
+        (**self).append_built(image)
+    }
+    fn nblocks(&self) -> BlockNo {
+        (**self).nblocks()
+    }
+}
+
 /// Pages in memory. Single-threaded: locks are no-ops, `modify` applies in place.
 #[derive(Default)]
 pub struct MemStore {

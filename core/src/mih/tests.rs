@@ -49,7 +49,7 @@ fn tid(i: usize) -> Tid {
     Tid::new((i / 100) as u32, (i % 100) as u16 + 1)
 }
 
-fn build<'a>(store: &'a MemStore, nbits: u32, codes: &[Vec<u8>], m: Option<u32>) -> Mih<'a, MemStore> {
+fn build<'a>(store: &'a MemStore, nbits: u32, codes: &[Vec<u8>], m: Option<u32>) -> Mih<&'a MemStore> {
     let params = Params::choose(nbits, codes.len() as u64, m, 90).unwrap();
     let flat: Vec<u8> = codes.concat();
     let tids: Vec<Tid> = (0..codes.len()).map(tid).collect();
@@ -64,7 +64,7 @@ fn brute(codes: &[Vec<u8>], live: &[bool], q: &[u8], k: usize) -> Vec<u32> {
     d
 }
 
-fn knn(mih: &Mih<'_, MemStore>, codes: &[Vec<u8>], q: &[u8], k: usize) -> Vec<u32> {
+fn knn(mih: &Mih<&MemStore>, codes: &[Vec<u8>], q: &[u8], k: usize) -> Vec<u32> {
     let mut s = Search::new(mih, q, None).unwrap();
     let mut out = Vec::new();
     let mut last = 0;
