@@ -1,0 +1,89 @@
+#!/usr/bin/env bash
+# Exact Hamming search benchmark (issue 4): the jdsh MIH index against a jdsh sequential scan,
+# pgvector (exact scan, HNSW bit_hamming_ops) and FAISS (IndexBinaryFlat, IndexBinaryMultiHash),
+# all in one run. Writes bench/out/mih.md (tables for the README) and bench/out/mih.json.
+#
+#   bench/mih.sh [--quick] [--sizes 100k,1m] [--bits 64,128] [--sets uniform,clustered]
+#                [--peers jdsh,pgvector,faiss] [--scale-10m] [--queries 100] ...
+#   bench/mih.sh --help          # every option of bench/mih_bench.py
+#
+# --quick (100k codes, 64 bits, both sets, 30 queries) takes a couple of minutes.
+# It runs its own side cluster (.cluster-bench, port 54341) so it never touches the development
+# cluster on 54329; `JDSH_PGPORT=54341 JDSH_CLUSTER=.cluster-bench scripts/cluster.sh stop`
+# stops it. Until the `mih` access method and `jdsh.ball` exist, their cells read n/a.
+set -euo pipefail
+here="$(cd "$(dirname "$0")" && pwd)"
+export JDSH_PGPORT="${JDSH_PGPORT:-54341}"
+export JDSH_CLUSTER="${JDSH_CLUSTER:-$(dirname "$here")/.cluster-bench}"
+# shellcheck source=scripts/env.sh
+source "$here/../scripts/env.sh"
+BENCH_VENV="$ROOT/.cache/bench-venv"
+BENCH_DB=jdsh_mih_bench
+
+# The driver's Python packages, in a venv of their own (not the trainer's .venv with torch).
+ensure_venv() {
+  if [ ! -x "$BENCH_VENV/bin/python" ]; then
+    echo "[bench] creating $BENCH_VENV"
+    python3 -m venv "$BENCH_VENV"
+  fi
+  if ! "$BENCH_VENV/bin/python" -c "import numpy, faiss, psycopg" 2>/dev/null; then
+    "$BENCH_VENV/bin/pip" install -q numpy faiss-cpu==1.15.1 "psycopg[binary]"
+  fi
+}
+
+ensure_extension() {
+  local sharedir
+  sharedir="$("$PG_CONFIG" --sharedir)/extension"
+  if ! ls "$sharedir"/jdsh--*.sql >/dev/null 2>&1; then
+    echo "[bench] jdsh is not installed ($sharedir/jdsh--*.sql): run scripts/setup.sh" >&2
+    exit 1
+  fi
+}
+
+# Settings for single-process numbers with everything in memory. shared_buffers needs a restart;
+# the others apply on reload. jit off: a JIT compile per execution of the 1M-row scans would
+# time LLVM, not the scans, and it hits jdsh and pgvector alike.
+configure_cluster() {
+  bash "$ROOT/scripts/cluster.sh" start >/dev/null
+  psql_admin -c "ALTER SYSTEM SET shared_buffers = '4GB'" \
+    -c "ALTER SYSTEM SET max_parallel_workers_per_gather = 0" \
+    -c "ALTER SYSTEM SET jit = off" \
+    -c "ALTER SYSTEM SET maintenance_work_mem = '2GB'" \
+    -c "SELECT pg_reload_conf()" >/dev/null
+  if [ "$(psql_admin -c "SELECT pending_restart FROM pg_settings WHERE name = 'shared_buffers'")" = t ]; then
+    echo "[bench] restarting the bench cluster for shared_buffers"
+    bash "$ROOT/scripts/cluster.sh" stop >/dev/null
+    bash "$ROOT/scripts/cluster.sh" start >/dev/null
+  fi
+}
+
+psql_admin() {
+  "$PG_BIN/psql" -h "$PGHOST" -p "$PGPORT" -U postgres -d postgres -qAtX -v ON_ERROR_STOP=1 "$@"
+}
+
+# A fresh database each run: CREATE EXTENSION then picks up the jdsh just installed (with or
+# without the index access method).
+create_database() {
+  psql_admin -c "DROP DATABASE IF EXISTS $BENCH_DB" -c "CREATE DATABASE $BENCH_DB" >/dev/null
+  local exts="CREATE EXTENSION jdsh; CREATE EXTENSION pg_prewarm;"
+  if [ "$have_pgvector" = 1 ]; then exts="$exts CREATE EXTENSION vector;"; fi
+  "$PG_BIN/psql" -h "$PGHOST" -p "$PGPORT" -U postgres -d "$BENCH_DB" -qAtX -v ON_ERROR_STOP=1 \
+    -c "SET client_min_messages = warning" -c "$exts" >/dev/null
+}
+
+main() {
+  case " $* " in
+    *" --help "* | *" -h "*) ensure_venv; exec "$BENCH_VENV/bin/python" "$here/mih_bench.py" --help ;;
+  esac
+  ensure_venv
+  ensure_extension
+  have_pgvector=1
+  bash "$here/pgvector.sh" || have_pgvector=0
+  configure_cluster
+  create_database
+  mkdir -p "$here/out"
+  "$BENCH_VENV/bin/python" "$here/mih_bench.py" --db "$BENCH_DB" --out "$here/out" "$@"
+  echo "[bench] wrote $here/out/mih.md and $here/out/mih.json"
+}
+
+main "$@"

@@ -1,0 +1,752 @@
+#!/usr/bin/env python3
+"""Exact Hamming search benchmark of issue 4: jdsh MIH index against its peers, in one run.
+
+Run it through bench/mih.sh, which creates the venv, installs pgvector, starts the side cluster and
+passes the connection through the PG* environment variables. For every (size, bits, set) it
+
+  1. generates codes and 100 queries (not in the table) with numpy and a fixed seed, and the exact
+     ground truth with numpy (independent of every method measured);
+  2. loads them with COPY into a table (id int, code bitcode(b), bv bit(b)) and builds the indexes
+     (jdsh MIH, pgvector HNSW), timing each build and reading its size;
+  3. times every method on the same queries, one query per call, interleaved query by query so that
+     the load of other processes on the machine spreads over all methods alike;
+  4. scores recall against the ground truth, tie-aware.
+
+It writes bench/out/mih.json (everything) and bench/out/mih.md (tables for the README).
+"""
+import argparse
+import json
+import math
+import os
+import platform
+import sys
+import time
+from dataclasses import dataclass, field
+from typing import Callable, Optional
+
+import numpy as np
+
+P_FLIP = 0.1  # clustered set: each bit of a centre flipped with this probability
+N_CENTRES = 1000
+KS = (1, 10, 100)
+RADII = (0, 1, 2, 3, 4)
+HNSW_MAX_ROWS = 2_000_000  # pgvector HNSW takes ~219 s per million codes: not built above this
+# Above this size the sequential scans (seconds per query) run only these query kinds.
+SLOW_BIG_ROWS = 2_000_000
+SLOW_BIG_KINDS = ("k=10", "r=3")
+SEQ_SETTINGS = {"enable_indexscan": "off", "enable_bitmapscan": "off",
+                "enable_indexonlyscan": "off"}
+TABLE = "bench_codes"
+
+
+def log(msg: str) -> None:
+    print(f"[mih {time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
+
+
+def parse_size(text: str) -> int:
+    text = text.strip().lower()
+    mult = {"k": 1_000, "m": 1_000_000}.get(text[-1:], 1)
+    return int(float(text.rstrip("km")) * mult)
+
+
+def size_label(n: int) -> str:
+    if n >= 1_000_000 and n % 1_000_000 == 0:
+        return f"{n // 1_000_000}M"
+    if n >= 1_000 and n % 1_000 == 0:
+        return f"{n // 1_000}k"
+    return str(n)
+
+
+# ---------------------------------------------------------------- data
+
+def rng_for(seed: int, *parts: int) -> np.random.Generator:
+    return np.random.default_rng([seed, *parts])
+
+
+def noise(rng: np.random.Generator, rows: int, bits: int) -> np.ndarray:
+    """Packed masks with each bit set with probability P_FLIP (MSB-first, as bitcode and bit)."""
+    return np.packbits(rng.random((rows, bits), dtype=np.float32) < P_FLIP, axis=1)
+
+
+def noisy_copies(rng, centres: np.ndarray, rows: int, chunk: int = 250_000) -> np.ndarray:
+    bits = centres.shape[1] * 8
+    out = np.empty((rows, centres.shape[1]), np.uint8)
+    for start in range(0, rows, chunk):  # chunks keep the float mask small at 10M rows
+        m = min(chunk, rows - start)
+        which = rng.integers(0, len(centres), m)
+        out[start:start + m] = centres[which] ^ noise(rng, m, bits)
+    return out
+
+
+@dataclass
+class Dataset:
+    n: int
+    bits: int
+    kind: str  # uniform | clustered
+    codes: np.ndarray  # (n, bits/8) uint8, row i is id i
+    queries: np.ndarray  # (nq, bits/8) uint8
+    warmup: np.ndarray  # extra queries of the same distribution, never measured
+
+    @property
+    def label(self) -> str:
+        return f"{size_label(self.n)} x {self.bits}-bit {self.kind}"
+
+
+def make_dataset(n: int, bits: int, kind: str, nq: int, nwarm: int, seed: int) -> Dataset:
+    kind_id = {"uniform": 1, "clustered": 2}[kind]
+    nbytes = bits // 8
+    # Queries depend on (bits, set) only, not on n: the scaling rows ask the same questions.
+    qrng = rng_for(seed, bits, kind_id, 0)
+    drng = rng_for(seed, bits, kind_id, n)
+    if kind == "uniform":
+        codes = drng.integers(0, 256, (n, nbytes), dtype=np.uint8)
+        queries = qrng.integers(0, 256, (nq + nwarm, nbytes), dtype=np.uint8)
+    else:
+        centres = rng_for(seed, bits, 99).integers(0, 256, (N_CENTRES, nbytes), dtype=np.uint8)
+        codes = noisy_copies(drng, centres, n)
+        queries = noisy_copies(qrng, centres, nq + nwarm)
+    return Dataset(n, bits, kind, codes, queries[:nq], queries[nq:])
+
+
+def hex_literal(code: np.ndarray) -> str:
+    """'x…' MSB-first: read by both bitcode_in and PostgreSQL's bit_in."""
+    return "x" + code.tobytes().hex()
+
+
+# ---------------------------------------------------------------- ground truth
+
+class Truth:
+    """Exact answers computed with numpy popcounts, independent of every method measured."""
+
+    def __init__(self, ds: Dataset):
+        self.words = np.ascontiguousarray(ds.codes).view(np.uint64)
+        self.qwords = np.ascontiguousarray(ds.queries).view(np.uint64)
+        self.kth = []  # per query: {k: distance of the k-th nearest}
+        self.near = []  # per query: (ids, dists) of every code within max(RADII)
+        for qi in range(len(self.qwords)):
+            d = self.distances(qi)
+            ks = [k for k in KS if k <= len(d)]
+            part = np.partition(d, [k - 1 for k in ks])
+            self.kth.append({k: int(part[k - 1]) for k in ks})
+            ids = np.flatnonzero(d <= max(RADII))
+            self.near.append((ids, d[ids]))
+
+    def distances(self, qi: int, ids=None) -> np.ndarray:
+        words = self.words if ids is None else self.words[ids]
+        return np.bitwise_count(words ^ self.qwords[qi]).sum(axis=1, dtype=np.int32)
+
+    def score_knn(self, qi: int, ids: list, k: int) -> float:
+        """Recall@k, tie-aware: a returned row is right if its distance <= the true k-th."""
+        ids = list(dict.fromkeys(i for i in ids if 0 <= i < len(self.words)))[:k]
+        if not ids:
+            return 0.0
+        d = self.distances(qi, np.asarray(ids))
+        return float((d <= self.kth[qi][k]).sum()) / k
+
+    def score_radius(self, qi: int, ids: list, r: int) -> tuple:
+        """(hits, true count, wrong): wrong = returned rows farther than r (must be 0)."""
+        tids, tdist = self.near[qi]
+        truth = set(tids[tdist <= r].tolist())
+        got = set(ids)
+        return len(got & truth), len(truth), len(got - truth)
+
+
+# ---------------------------------------------------------------- methods
+
+# A query function: query index -> (seconds, returned ids)
+QueryFn = Callable[[int], tuple]
+
+
+@dataclass
+class Task:
+    row: str  # method label, a row of the tables
+    col: str  # "k=10" or "r=3"
+    fn: QueryFn
+    slow: bool = False  # sequential scans: fewer queries
+    times: list = field(default_factory=list)
+    scores: list = field(default_factory=list)
+
+    @property
+    def k(self) -> Optional[int]:
+        return int(self.col[2:]) if self.col.startswith("k=") else None
+
+    @property
+    def r(self) -> Optional[int]:
+        return int(self.col[2:]) if self.col.startswith("r=") else None
+
+
+class Pg:
+    """Connections and SQL for the PostgreSQL methods."""
+
+    def __init__(self, dbname: str):
+        import psycopg
+        self.psycopg = psycopg
+        self.dbname = dbname
+        self.admin = self.connect({})
+        self.conns = []
+
+    def connect(self, settings: dict):
+        conn = self.psycopg.connect(dbname=self.dbname, autocommit=True)
+        for name, value in settings.items():
+            conn.execute(f"SET {name} = {value}")
+        return conn
+
+    def method_conn(self, settings: dict):
+        """One connection per method: a cached plan is not re-planned when a GUC changes."""
+        conn = self.connect(settings)
+        self.conns.append(conn)
+        return conn
+
+    def close_methods(self):
+        for conn in self.conns:
+            conn.close()
+        self.conns = []
+
+    def one(self, sql: str, params=None):
+        row = self.admin.execute(sql, params).fetchone()
+        return row[0] if row else None
+
+    def exists(self, sql: str) -> bool:
+        return bool(self.one(sql))
+
+    def query_fn(self, conn, sql: str, literals: list) -> QueryFn:
+        cur = conn.cursor()
+
+        def run(qi: int):
+            t0 = time.perf_counter()
+            cur.execute(sql, (literals[qi],), prepare=True)
+            rows = cur.fetchall()
+            return time.perf_counter() - t0, [r[0] for r in rows]
+        return run
+
+    def plan(self, conn, sql: str, literal: str) -> str:
+        """The plan's nodes, outermost first, e.g. 'Limit > Index Scan using bench_mih'."""
+        doc = conn.execute("EXPLAIN (COSTS OFF, FORMAT JSON) " + sql, (literal,)).fetchone()[0]
+        node, names = doc[0]["Plan"], []
+        while node:
+            index = f" using {node['Index Name']}" if "Index Name" in node else ""
+            names.append(node["Node Type"] + index)
+            node = (node.get("Plans") or [None])[0]
+        return " > ".join(names)
+
+    def select1(self, n: int = 200) -> list:
+        cur = self.admin.cursor()
+        times = []
+        for i in range(n + 20):
+            t0 = time.perf_counter()
+            cur.execute("SELECT 1", prepare=True)
+            cur.fetchall()
+            if i >= 20:
+                times.append(time.perf_counter() - t0)
+        return times
+
+
+def copy_buffer(codes: np.ndarray, first_id: int) -> bytes:
+    """COPY text rows 'id<TAB>x<hex><TAB>x<hex>\\n' built with numpy (no per-row Python)."""
+    n, nbytes = codes.shape
+    lut = np.frombuffer(b"0123456789abcdef", np.uint8)
+    hexw = 2 * nbytes
+    digits = 9  # zero-padded ids: fixed width, and int4in reads leading zeros
+    width = digits + 2 * (2 + hexw) + 1
+    buf = np.empty((n, width), np.uint8)
+    ids = np.arange(first_id, first_id + n, dtype=np.int64)
+    buf[:, :digits] = (ids[:, None] // 10 ** np.arange(digits - 1, -1, -1)) % 10 + ord("0")
+    hexchars = np.empty((n, hexw), np.uint8)
+    hexchars[:, 0::2] = lut[codes >> 4]
+    hexchars[:, 1::2] = lut[codes & 15]
+    col = digits
+    for _ in range(2):  # the same value for code (bitcode) and bv (bit)
+        buf[:, col] = ord("\t")
+        buf[:, col + 1] = ord("x")
+        buf[:, col + 2:col + 2 + hexw] = hexchars
+        col += 2 + hexw
+    buf[:, col] = ord("\n")
+    return buf.tobytes()
+
+
+def load_table(pg: Pg, ds: Dataset) -> float:
+    t0 = time.perf_counter()
+    pg.admin.execute(f"DROP TABLE IF EXISTS {TABLE}")
+    pg.admin.execute(f"CREATE TABLE {TABLE} (id int, code bitcode({ds.bits}), bv bit({ds.bits}))")
+    chunk = 500_000
+    with pg.admin.cursor() as cur:
+        with cur.copy(f"COPY {TABLE} (id, code, bv) FROM STDIN") as copy:
+            for start in range(0, ds.n, chunk):
+                copy.write(copy_buffer(ds.codes[start:start + chunk], start))
+    pg.admin.execute(f"VACUUM (ANALYZE) {TABLE}")  # hint bits and visibility map, statistics
+    return time.perf_counter() - t0
+
+
+def check_loaded(pg: Pg, ds: Dataset, truth: Truth) -> None:
+    """The table holds the numpy codes: same distances from jdsh, pgvector and numpy."""
+    ids = [0, ds.n // 2, ds.n - 1]
+    q = hex_literal(ds.queries[0])
+    rows = pg.admin.execute(
+        f"SELECT id, code <~> %s::bitcode, (bv <~> %s::bit({ds.bits}))::int FROM {TABLE} "
+        "WHERE id = ANY(%s) ORDER BY id", (q, q, ids)).fetchall()
+    want = truth.distances(0, np.asarray(ids)).tolist()
+    got_j = [r[1] for r in rows]
+    got_v = [r[2] for r in rows]
+    if got_j != want or got_v != want:
+        raise SystemExit(f"loaded table disagrees with numpy: {got_j} {got_v} vs {want}")
+
+
+def build_index(pg: Pg, name: str, ddl: str) -> dict:
+    t0 = time.perf_counter()
+    pg.admin.execute(ddl)
+    seconds = time.perf_counter() - t0
+    size = pg.one("SELECT pg_relation_size(%s::regclass)", (name,))
+    log(f"  built {name}: {seconds:.1f} s, {size / 2**20:.1f} MiB")
+    return {"seconds": seconds, "bytes": size}
+
+
+# ---------------------------------------------------------------- FAISS
+
+def faiss_timed(fn) -> QueryFn:
+    def run(qi: int):
+        t0 = time.perf_counter()
+        ids = fn(qi)
+        return time.perf_counter() - t0, ids
+    return run
+
+
+def faiss_tasks(ds: Dataset, builds: dict, nflips: list) -> list:
+    import faiss
+    faiss.omp_set_num_threads(1)  # single thread, as the Postgres backends
+    tasks = []
+    q = ds.queries
+
+    def knn(index, k):
+        return lambda qi: [int(i) for i in index.search(q[qi:qi + 1], k)[1][0] if i >= 0]
+
+    def radius(index, r):  # FAISS binary range_search keeps distance < radius: pass r + 1
+        return lambda qi: index.range_search(q[qi:qi + 1], r + 1)[2].tolist()
+
+    t0 = time.perf_counter()
+    flat = faiss.IndexBinaryFlat(ds.bits)
+    flat.add(ds.codes)
+    builds["FAISS BinaryFlat"] = {"seconds": time.perf_counter() - t0,
+                                  "bytes": int(faiss.serialize_index_binary(flat).nbytes)}
+    tasks += [Task("FAISS BinaryFlat", f"k={k}", faiss_timed(knn(flat, k))) for k in KS]
+    tasks += [Task("FAISS BinaryFlat", f"r={r}", faiss_timed(radius(flat, r))) for r in RADII]
+
+    # Multi-index hashing as FAISS has it: nhash tables of b bits; nhash from the MIH paper's
+    # rule m = bits / log2(n). A search probes buckets within nflip bit flips in each table:
+    # k-NN is approximate for any fixed nflip; radius r is exact when nflip >= floor(r / nhash)
+    # (pigeonhole), so radius queries use that smallest exact nflip.
+    nhash = max(1, round(ds.bits / math.log2(ds.n)))
+    b = ds.bits // nhash
+    t0 = time.perf_counter()
+    mh = faiss.IndexBinaryMultiHash(ds.bits, nhash, b)
+    mh.add(ds.codes)
+    label = f"FAISS MultiHash {nhash}x{b}"
+    builds[label] = {"seconds": time.perf_counter() - t0,
+                     "bytes": int(faiss.serialize_index_binary(mh).nbytes)}
+
+    def with_nflip(nflip, fn):
+        def run(qi):
+            mh.nflip = nflip
+            return fn(qi)
+        return run
+
+    for nflip in nflips:
+        tasks += [Task(f"{label} nflip={nflip}", f"k={k}",
+                       faiss_timed(with_nflip(nflip, knn(mh, k)))) for k in KS]
+    tasks += [Task(f"{label} nflip=floor(r/{nhash})", f"r={r}",
+                   faiss_timed(with_nflip(r // nhash, radius(mh, r)))) for r in RADII]
+    return tasks
+
+
+# ---------------------------------------------------------------- one data set
+
+@dataclass
+class Caps:
+    """What the server has: the lead's MIH index and ball operator may not exist yet."""
+    mih: bool
+    ball: bool
+    pgvector: bool
+
+
+def server_caps(pg: Pg) -> Caps:
+    return Caps(
+        mih=pg.exists("SELECT 1 FROM pg_am WHERE amname = 'mih'"),
+        ball=pg.exists("SELECT 1 FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace "
+                       "WHERE n.nspname = 'jdsh' AND p.proname = 'ball'")
+        and pg.exists("SELECT 1 FROM pg_operator WHERE oprname = '<@' "
+                      "AND oprleft = 'bitcode'::regtype"),
+        pgvector=pg.exists("SELECT 1 FROM pg_extension WHERE extname = 'vector'"))
+
+
+def pg_tasks(pg: Pg, ds: Dataset, caps: Caps, args, builds: dict, plans: dict) -> list:
+    bits = ds.bits
+    lits = [hex_literal(c) for c in ds.queries]
+    warm = [hex_literal(c) for c in ds.warmup]
+    knn_code = "SELECT id FROM " + TABLE + " ORDER BY code <~> %s::bitcode LIMIT {k}"
+    knn_bv = "SELECT id FROM " + TABLE + " ORDER BY bv <~> %s::bit(" + str(bits) + ") LIMIT {k}"
+    rad_code = "SELECT id FROM " + TABLE + " WHERE code <~> %s::bitcode <= {r}"
+    rad_ball = "SELECT id FROM " + TABLE + " WHERE code <@ jdsh.ball(%s::bitcode, {r})"
+    rad_bv = "SELECT id FROM " + TABLE + " WHERE bv <~> %s::bit(" + str(bits) + ") <= {r}"
+
+    methods = []  # (row, settings, knn sql or None, radius sql or None, slow, expected index)
+    if "jdsh" in args.peers:
+        methods.append(("jdsh seq scan", SEQ_SETTINGS, knn_code, rad_code, True, None))
+        if caps.mih:
+            methods.append(("jdsh MIH", {}, knn_code, rad_ball if caps.ball else None,
+                            False, "bench_mih"))
+    if "pgvector" in args.peers and caps.pgvector:
+        methods.append(("pgvector exact scan", SEQ_SETTINGS, knn_bv, rad_bv, True, None))
+        if "bench_hnsw" in builds:
+            for ef in args.ef_search:
+                methods.append((f"pgvector HNSW ef_search={ef}", {"hnsw.ef_search": ef},
+                                knn_bv, None, False, "bench_hnsw"))
+
+    tasks = []
+    for row, settings, knn_sql, rad_sql, slow, index in methods:
+        conn = pg.method_conn(settings)
+        specs = [(f"k={k}", knn_sql.format(k=k)) for k in KS] if knn_sql else []
+        specs += [(f"r={r}", rad_sql.format(r=r)) for r in RADII] if rad_sql else []
+        for col, sql in specs:
+            if slow and ds.n > SLOW_BIG_ROWS and col not in SLOW_BIG_KINDS:
+                continue
+            plan = pg.plan(conn, sql, lits[0])
+            plans[f"{row} | {col}"] = plan
+            if (index and index not in plan) or (not index and "Seq Scan" not in plan):
+                log(f"  WARNING: {row} {col} plan is '{plan}'")
+            task = Task(row, col, pg.query_fn(conn, sql, lits), slow)
+            task.warm = pg.query_fn(conn, sql, warm)
+            task.index = index
+            tasks.append(task)
+    return tasks
+
+
+def measure(tasks: list, ds: Dataset, truth: Truth, nq: int, nslow: int, nwarm: int) -> None:
+    """Warm every task, then run query by query, every task on each query (interleaved)."""
+    for task in tasks:
+        warm = getattr(task, "warm", None)
+        for wi in range(nwarm if not task.slow else min(nwarm, 2)):
+            (warm or task.fn)(wi % nq if warm is None else wi)
+    t_report = time.time()
+    for qi in range(nq):
+        for task in tasks:
+            if task.slow and qi >= nslow:
+                continue
+            seconds, ids = task.fn(qi)
+            task.times.append(seconds)
+            if task.k is not None:
+                task.scores.append(truth.score_knn(qi, ids, task.k))
+            else:
+                task.scores.append(truth.score_radius(qi, ids, task.r))
+        if time.time() - t_report > 30:
+            log(f"  query {qi + 1}/{nq}")
+            t_report = time.time()
+
+
+def summarize(task: Task) -> dict:
+    ms = np.asarray(task.times) * 1000
+    out = {"method": task.row, "query": task.col, "n": len(ms),
+           "p50_ms": float(np.percentile(ms, 50)), "p95_ms": float(np.percentile(ms, 95))}
+    if task.k is not None:
+        out["recall"] = float(np.mean(task.scores))
+    else:
+        hits, true, wrong = (sum(s[i] for s in task.scores) for i in range(3))
+        out.update(recall=(hits / true) if true else None, wrong=wrong,
+                   mean_true=true / len(task.scores))
+    return out
+
+
+def index_scan_counts(pg: Pg) -> dict:
+    """Index scans per index, read after the method connections closed (they flush at exit)."""
+    time.sleep(1.0)
+    pg.admin.execute("SELECT pg_stat_clear_snapshot()")
+    rows = pg.admin.execute(
+        "SELECT indexrelname, idx_scan FROM pg_stat_user_indexes WHERE relname = %s",
+        (TABLE,)).fetchall()
+    return dict(rows)
+
+
+def run_config(pg: Optional[Pg], caps: Optional[Caps], n: int, bits: int, kind: str, args) -> dict:
+    ds = make_dataset(n, bits, kind, args.queries, args.warmup, args.seed)
+    log(f"{ds.label}: ground truth")
+    truth = Truth(ds)
+    result = {"size": n, "bits": bits, "set": kind, "builds": {}, "plans": {}}
+    builds = result["builds"]
+    tasks = []
+    if pg:
+        log(f"{ds.label}: COPY into {TABLE}")
+        result["load_s"] = load_table(pg, ds)
+        check_loaded(pg, ds, truth)
+        result["table_bytes"] = pg.one(f"SELECT pg_table_size('{TABLE}')")
+        if "jdsh" in args.peers and caps.mih:
+            with_ = f" WITH (substrings = {args.mih_substrings})" if args.mih_substrings else ""
+            builds["jdsh MIH"] = build_index(
+                pg, "bench_mih", f"CREATE INDEX bench_mih ON {TABLE} USING mih (code){with_}")
+        if "pgvector" in args.peers and caps.pgvector and n <= HNSW_MAX_ROWS:
+            builds["pgvector HNSW"] = build_index(
+                pg, "bench_hnsw", f"CREATE INDEX bench_hnsw ON {TABLE} "
+                "USING hnsw (bv bit_hamming_ops) WITH (m = 16, ef_construction = 64)")
+        # Every method reads from shared buffers (4 GB in the bench cluster), none from disk.
+        for rel in [TABLE] + [i for i in ("bench_mih", "bench_hnsw")
+                              if pg.one("SELECT to_regclass(%s) IS NOT NULL", (i,))]:
+            pg.admin.execute("SELECT pg_prewarm(%s)", (rel,))
+        tasks += pg_tasks(pg, ds, caps, args, builds, result["plans"])
+        result["select1_ms"] = float(np.median(pg.select1()) * 1000)
+    if "faiss" in args.peers:
+        log(f"{ds.label}: FAISS builds")
+        tasks += faiss_tasks(ds, builds, args.mh_nflips)
+    nslow = min(args.queries, args.slow_queries)
+    log(f"{ds.label}: {len(tasks)} series, {args.queries} queries ({nslow} for seq scans)")
+    measure(tasks, ds, truth, args.queries, nslow, args.warmup)
+    result["series"] = [summarize(t) for t in tasks]
+    if pg:
+        pg.close_methods()
+        expected = {}
+        for t in tasks:
+            if getattr(t, "index", None):
+                expected[t.index] = expected.get(t.index, 0) + len(t.times) + min(
+                    args.warmup, args.queries)
+        seen = index_scan_counts(pg)
+        result["index_scans"] = {i: {"expected": e, "seen": seen.get(i)}
+                                 for i, e in expected.items()}
+        for i, e in expected.items():
+            if (seen.get(i) or 0) < e:
+                log(f"  WARNING: {i}: {seen.get(i)} index scans, expected {e}: "
+                    "some queries did not use it")
+        pg.admin.execute(f"DROP TABLE {TABLE}")
+    return result
+
+
+# ---------------------------------------------------------------- report
+
+def fmt_cell(s: Optional[dict]) -> str:
+    if not s:
+        return "n/a"
+    rec = s.get("recall")
+    rec_txt = "–" if rec is None else ("1" if rec == 1 else f"{rec:.3f}")
+    wrong = f", {s['wrong']} wrong" if s.get("wrong") else ""
+    return f"{s['p50_ms']:.2f} / {s['p95_ms']:.2f} ({rec_txt}{wrong})"
+
+
+def series_of(cfg: dict, method_prefix: str, query: str) -> Optional[dict]:
+    for s in cfg["series"]:
+        if s["method"].startswith(method_prefix) and s["query"] == query:
+            return s
+    return None
+
+
+def ratio(a: Optional[float], b: Optional[float], digits: int = 1) -> str:
+    if a is None or b is None or b == 0:
+        return "n/a"
+    return f"{a / b:.{digits}f}x"
+
+
+def p50(s: Optional[dict]) -> Optional[float]:
+    return s["p50_ms"] if s else None
+
+
+def build_of(cfg: dict, prefix: str, key: str) -> Optional[float]:
+    for name, b in cfg["builds"].items():
+        if name.startswith(prefix):
+            return b[key]
+    return None
+
+
+def cfg_label(cfg: dict) -> str:
+    return f"{size_label(cfg['size'])} x {cfg['bits']}-bit {cfg['set']}"
+
+
+def summary_table(configs: list, ef_ref: int) -> list:
+    lines = [
+        "| codes | MIH top-10 p50 / p95 ms (recall) | vs pgvector HNSW "
+        f"ef_search={ef_ref} (its recall) | vs pgvector exact scan | vs jdsh seq scan | "
+        "vs FAISS BinaryFlat | MIH build s | vs HNSW build | MIH size MiB | MIH / HNSW size |",
+        "|---|---|---|---|---|---|---|---|---|---|"]
+    for cfg in configs:
+        mih = series_of(cfg, "jdsh MIH", "k=10")
+        hnsw = series_of(cfg, f"pgvector HNSW ef_search={ef_ref}", "k=10")
+        hnsw_rec = f" ({hnsw['recall']:.3f})" if hnsw else ""
+        mb, hb = build_of(cfg, "jdsh MIH", "seconds"), build_of(cfg, "pgvector HNSW", "seconds")
+        ms, hs = build_of(cfg, "jdsh MIH", "bytes"), build_of(cfg, "pgvector HNSW", "bytes")
+        lines.append(" | ".join([
+            f"| {cfg_label(cfg)}", fmt_cell(mih),
+            ratio(p50(hnsw), p50(mih)) + hnsw_rec,
+            ratio(p50(series_of(cfg, "pgvector exact", "k=10")), p50(mih), 0),
+            ratio(p50(series_of(cfg, "jdsh seq", "k=10")), p50(mih), 0),
+            ratio(p50(series_of(cfg, "FAISS BinaryFlat", "k=10")), p50(mih), 2),
+            "n/a" if mb is None else f"{mb:.1f}", ratio(hb, mb),
+            "n/a" if ms is None else f"{ms / 2**20:.1f}", ratio(ms, hs, 2)]) + " |")
+    return lines
+
+
+def scaling_table(configs: list) -> list:
+    rows = [c for c in configs if c["bits"] == 64 and c["set"] == "clustered"]
+    rows.sort(key=lambda c: c["size"])
+    methods = ["jdsh MIH", "jdsh seq scan", "pgvector exact scan", "FAISS BinaryFlat"]
+    lines = ["| codes | " + " | ".join(methods) + " | MIH build s | MIH size MiB |",
+             "|---|" + "---|" * (len(methods) + 2)]
+    for c in rows:
+        cells = [fmt_cell(series_of(c, m, "k=10")) for m in methods]
+        mb, ms = build_of(c, "jdsh MIH", "seconds"), build_of(c, "jdsh MIH", "bytes")
+        lines.append(f"| {size_label(c['size'])} | " + " | ".join(cells) +
+                     f" | {'n/a' if mb is None else f'{mb:.1f}'}"
+                     f" | {'n/a' if ms is None else f'{ms / 2**20:.1f}'} |")
+    return lines
+
+
+def detail_tables(cfg: dict) -> list:
+    lines = [f"### {cfg_label(cfg)}", ""]
+    if "table_bytes" in cfg:
+        lines.append(f"Table {cfg['table_bytes'] / 2**20:.1f} MiB (id, bitcode, bit), "
+                     f"loaded in {cfg['load_s']:.1f} s; prepared `SELECT 1` round trip "
+                     f"{cfg['select1_ms']:.3f} ms.")
+        lines.append("")
+    lines += ["| index | build s | size MiB |", "|---|---|---|"]
+    for name, b in cfg["builds"].items():
+        lines.append(f"| {name} | {b['seconds']:.2f} | {b['bytes'] / 2**20:.1f} |")
+    for kind, cols in (("k", [f"k={k}" for k in KS]), ("r", [f"r={r}" for r in RADII])):
+        series = [s for s in cfg["series"] if s["query"].startswith(kind + "=")]
+        methods = list(dict.fromkeys(s["method"] for s in series))
+        if not methods:
+            continue
+        lines += ["", f"{'k-NN' if kind == 'k' else 'Radius'}: p50 / p95 ms (recall) per method"]
+        if kind == "r":
+            true = {s["query"]: s["mean_true"] for s in series}
+            lines[-1] += "; true results per query: " + ", ".join(
+                f"{c}: {true.get(c, 0):.1f}" for c in cols)
+        lines += ["", "| method | " + " | ".join(cols) + " |", "|---|" + "---|" * len(cols)]
+        for m in methods:
+            lines.append(f"| {m} | " + " | ".join(
+                fmt_cell(series_of(cfg, m, c) if any(
+                    s["method"] == m and s["query"] == c for s in series) else None)
+                for c in cols) + " |")
+    bad = [f"{k}: {v}" for k, v in cfg.get("plans", {}).items()
+           if ("MIH" in k and "bench_mih" not in v) or ("HNSW" in k and "bench_hnsw" not in v)
+           or (("seq" in k or "exact" in k) and "Seq Scan" not in v)]
+    if bad:
+        lines += ["", "**Unexpected plans:** " + "; ".join(bad)]
+    return lines + [""]
+
+
+def markdown(results: dict) -> str:
+    meta = results["meta"]
+    caps = meta.get("caps") or {}
+    lines = [
+        "# MIH benchmark", "",
+        f"{meta['date']}, {meta['cpu']} ({meta['cores']} cores), PostgreSQL {meta.get('pg', 'n/a')},"
+        f" pgvector {meta.get('pgvector', 'n/a')}, FAISS {meta.get('faiss', 'n/a')}. "
+        f"{meta['queries']} queries per series ({meta['slow_queries']} for sequential scans), "
+        f"{meta['warmup']} warm-up queries first; latency is client-side (psycopg, prepared "
+        "statements, one query per call; FAISS in-process, no round trip), p50 / p95 in ms. "
+        "Recall is tie-aware (a row counts if its true distance <= the true k-th distance; "
+        "radius: share of the true rows returned, `wrong` = returned rows outside the ball). "
+        "One backend per query (max_parallel_workers_per_gather = 0, jit = off), FAISS single "
+        "thread. Ratios are peer / jdsh (> 1: jdsh faster, smaller or quicker to build), "
+        "except the size ratio MIH / HNSW (target <= 0.25).", ""]
+    if not caps.get("mih", True):
+        lines += ["**The `mih` access method is not installed: its columns are n/a.**", ""]
+    elif not caps.get("ball", True):
+        lines += ["**`jdsh.ball` / `<@` are not installed: MIH radius rows are n/a.**", ""]
+    lines += ["## Exact top-10, ratios against peers", ""]
+    lines += summary_table(results["configs"], results["meta"]["ef_ref"]) + [""]
+    if any(c["bits"] == 64 and c["set"] == "clustered" for c in results["configs"]):
+        lines += ["## Scaling: 64-bit clustered, top-10, p50 / p95 ms (recall)", ""]
+        lines += scaling_table(results["configs"]) + [""]
+    lines += ["## Per data set", ""]
+    for cfg in results["configs"]:
+        lines += detail_tables(cfg)
+    return "\n".join(lines)
+
+
+# ---------------------------------------------------------------- main
+
+def parse_args(argv=None):
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    p.add_argument("--sizes", default="100k,1m")
+    p.add_argument("--bits", default="64,128")
+    p.add_argument("--sets", default="uniform,clustered")
+    p.add_argument("--peers", default="jdsh,pgvector,faiss")
+    p.add_argument("--queries", type=int, default=100)
+    p.add_argument("--slow-queries", type=int, default=20,
+                   help="queries for the sequential scans (100-300 ms each at 1M)")
+    p.add_argument("--warmup", type=int, default=5)
+    p.add_argument("--ef-search", default="40,200,400")
+    p.add_argument("--mh-nflips", default="0,1,2", help="FAISS MultiHash k-NN settings")
+    p.add_argument("--mih-substrings", type=int, default=None, help="WITH (substrings = m)")
+    p.add_argument("--scale-10m", action="store_true",
+                   help="add a 10M 64-bit clustered point (no HNSW; seq scans k=10, r=3 only)")
+    p.add_argument("--quick", action="store_true",
+                   help="100k, 64 bits, both sets, 30 queries: a couple of minutes")
+    p.add_argument("--seed", type=int, default=20240)
+    p.add_argument("--db", default="jdsh_mih_bench")
+    p.add_argument("--no-db", action="store_true", help="FAISS only (no PostgreSQL)")
+    p.add_argument("--out", default=os.path.join(os.path.dirname(__file__), "out"))
+    args = p.parse_args(argv)
+    if args.quick:
+        args.sizes, args.bits, args.queries, args.slow_queries = "100k", "64", 30, 10
+        args.ef_search = "40,200"
+        args.warmup = min(args.warmup, 3)
+    args.sizes = [parse_size(s) for s in args.sizes.split(",")]
+    args.bits = [int(b) for b in args.bits.split(",")]
+    args.sets = args.sets.split(",")
+    args.peers = set(args.peers.split(","))
+    args.ef_search = [int(e) for e in args.ef_search.split(",")]
+    args.mh_nflips = [int(f) for f in args.mh_nflips.split(",")]
+    for b in args.bits:
+        if b % 64:
+            p.error("--bits: multiples of 64 only (the numpy ground truth works on 64-bit words)")
+    return args
+
+
+def cpu_name() -> str:
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown CPU"
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    meta = {"date": time.strftime("%Y-%m-%d %H:%M"), "cpu": cpu_name(), "cores": os.cpu_count(),
+            "queries": args.queries, "slow_queries": min(args.queries, args.slow_queries),
+            "warmup": args.warmup, "seed": args.seed, "ef_search": args.ef_search,
+            "ef_ref": 200 if 200 in args.ef_search else args.ef_search[-1],
+            "argv": sys.argv[1:]}
+    if "faiss" in args.peers:
+        import faiss
+        meta["faiss"] = faiss.__version__
+    pg = caps = None
+    if not args.no_db:
+        pg = Pg(args.db)
+        caps = server_caps(pg)
+        meta["caps"] = caps.__dict__
+        meta["pg"] = pg.one("SHOW server_version")
+        meta["pgvector"] = pg.one("SELECT extversion FROM pg_extension WHERE extname = 'vector'")
+        meta["settings"] = dict(pg.admin.execute(
+            "SELECT name, setting FROM pg_settings WHERE name IN ('shared_buffers', "
+            "'max_parallel_workers_per_gather', 'max_parallel_maintenance_workers', 'jit', "
+            "'maintenance_work_mem', 'work_mem')").fetchall())
+        log(f"server: mih={caps.mih} ball={caps.ball} pgvector={caps.pgvector}")
+    configs = [(n, b, s) for n in args.sizes for b in args.bits for s in args.sets]
+    if args.scale_10m and (10_000_000, 64, "clustered") not in configs:
+        configs.append((10_000_000, 64, "clustered"))
+    results = {"meta": meta, "configs": []}
+    os.makedirs(args.out, exist_ok=True)
+    for n, bits, kind in configs:
+        results["configs"].append(run_config(pg, caps, n, bits, kind, args))
+        write_outputs(results, args.out)  # after every data set: a long run keeps its results
+    print(markdown(results))
+    return 0
+
+
+def write_outputs(results: dict, out: str) -> None:
+    with open(os.path.join(out, "mih.json"), "w") as f:
+        json.dump(results, f, indent=1)
+    with open(os.path.join(out, "mih.md"), "w") as f:
+        f.write(markdown(results) + "\n")
+
+
+if __name__ == "__main__":
+    sys.exit(main())
