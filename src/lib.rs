@@ -11,17 +11,21 @@ use pgrx::prelude::*;
 mod fmgr;
 mod bitcode;
 mod gucs;
+mod index;
 
 ::pgrx::pg_module_magic!(name, version);
 
 #[pg_guard]
 pub extern "C-unwind" fn _PG_init() {
     gucs::init();
+    index::options::init();
 }
 
 // The bitcode type, its operators, operator classes and casts. `bootstrap` puts it first in the
 // extension script: everything else in jdsh builds on the type.
 extension_sql_file!("../sql/bitcode.sql", name = "bitcode", bootstrap);
+// The bitball type for radius queries and the mih access method with its operator class.
+extension_sql_file!("../sql/mih.sql", name = "mih", requires = ["bitcode"]);
 
 #[cfg(any(test, feature = "pg_test"))]
 #[pg_schema]

@@ -11,7 +11,7 @@ use crate::fmgr::{arg, arg_i32, raise};
 use crate::gucs::{BitcodeOutput, BITCODE_OUTPUT};
 
 /// Copies a Rust string into a palloc'd C string datum.
-fn cstring_datum(s: &str) -> pg_sys::Datum {
+pub(super) fn cstring_datum(s: &str) -> pg_sys::Datum {
     unsafe {
         let p = pg_sys::palloc(s.len() + 1) as *mut u8;
         std::ptr::copy_nonoverlapping(s.as_ptr(), p, s.len());

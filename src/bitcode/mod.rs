@@ -6,6 +6,7 @@
 //! compression or TOAST, and reading one is a pointer cast. `ALIGNMENT = int4`: the kernel uses
 //! unaligned loads, so double alignment would only waste padding in every row.
 
+mod ball;
 mod casts;
 mod io;
 mod ops;
@@ -111,3 +112,5 @@ pub fn enforce_typmod(nbits: u32, typmod: i32) {
         );
     }
 }
+
+pub use ball::BallRef;

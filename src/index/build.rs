@@ -1,0 +1,135 @@
+//! `ambuild` / `ambuildempty`: read the table once, then write the whole index in block order
+//! (meta, directory, each table's buckets) and WAL-log it in bulk.
+
+use jdsh_core::code::storage_bytes;
+use jdsh_core::mih::{Mih, Params, Tid};
+use pgrx::{pg_sys, PgSqlErrorCode};
+
+use super::pages::PgStore;
+use super::{options, report, to_tid};
+use crate::bitcode::BitcodeRef;
+use crate::fmgr::{raise, raise_with_hint};
+
+/// Build phases shown in `pg_stat_progress_create_index.phase`.
+pub const PHASE_SCAN: i64 = 2;
+pub const PHASE_WRITE: i64 = 3;
+
+#[pgrx::pg_guard]
+pub unsafe extern "C-unwind" fn ambuildphasename(phase: i64) -> *mut std::ffi::c_char {
+    let name: &std::ffi::CStr = match phase {
+        1 => c"initializing",
+        PHASE_SCAN => c"loading codes from table",
+        PHASE_WRITE => c"writing hash tables",
+        _ => return std::ptr::null_mut(),
+    };
+    name.as_ptr() as *mut std::ffi::c_char
+}
+
+/// Codes collected from the table, back to back, with their heap tids.
+struct Collected {
+    /// Fixed by the column's `bitcode(n)` or by the first code.
+    nbits: Option<u32>,
+    codes: Vec<u8>,
+    tids: Vec<Tid>,
+}
+
+/// The code length an index column declares (`bitcode(n)`), if any.
+fn declared_bits(index: pg_sys::Relation) -> Option<u32> {
+    let typmod = unsafe { (*(*index).rd_att).attrs.as_slice(1)[0].atttypmod };
+    (typmod > 0).then_some(typmod as u32)
+}
+
+unsafe extern "C-unwind" fn collect(
+    _index: pg_sys::Relation,
+    tid: pg_sys::ItemPointer,
+    values: *mut pg_sys::Datum,
+    isnull: *mut bool,
+    _alive: bool,
+    state: *mut std::ffi::c_void,
+) {
+    unsafe {
+        if *isnull {
+            return; // NULL codes are not indexed (they have no distance)
+        }
+        let st = &mut *(state as *mut Collected);
+        let c = BitcodeRef::from_datum(*values);
+        let nbits = *st.nbits.get_or_insert(c.nbits);
+        if c.nbits != nbits {
+            raise_with_hint(
+                PgSqlErrorCode::ERRCODE_STRING_DATA_LENGTH_MISMATCH,
+                format!("cannot index a {}-bit code together with {nbits}-bit codes", c.nbits),
+                "A mih index holds codes of one length: declare the column as bitcode(n).",
+            );
+        }
+        st.codes.extend_from_slice(&c.bytes[..storage_bytes(nbits)]);
+        st.tids.push(to_tid(&*tid));
+        if st.tids.len() % 65536 == 0 {
+            pg_sys::pgstat_progress_update_param(
+                pg_sys::PROGRESS_CREATEIDX_TUPLES_DONE as i32,
+                st.tids.len() as i64,
+            );
+        }
+    }
+}
+
+#[pgrx::pg_guard]
+pub unsafe extern "C-unwind" fn ambuild(
+    heap: pg_sys::Relation,
+    index: pg_sys::Relation,
+    info: *mut pg_sys::IndexInfo,
+) -> *mut pg_sys::IndexBuildResult {
+    let mut st = Collected { nbits: declared_bits(index), codes: Vec::new(), tids: Vec::new() };
+    unsafe {
+        pg_sys::pgstat_progress_update_param(pg_sys::PROGRESS_CREATEIDX_SUBPHASE as i32, PHASE_SCAN);
+        let scanned = pg_sys::table_index_build_scan(
+            heap,
+            index,
+            info,
+            true,
+            true,
+            Some(collect),
+            &mut st as *mut Collected as *mut std::ffi::c_void,
+            std::ptr::null_mut(),
+        );
+        let Some(nbits) = st.nbits else {
+            raise_with_hint(
+                PgSqlErrorCode::ERRCODE_INVALID_PARAMETER_VALUE,
+                "cannot build a mih index without knowing the code length",
+                "Declare the column as bitcode(n), or create the index once the table holds codes.",
+            )
+        };
+        let (m, fillfactor) = options::of(index);
+        let n = st.tids.len() as u64;
+        let params = Params::choose(nbits, n, m, fillfactor).unwrap_or_else(|e| report(e));
+        pg_sys::pgstat_progress_update_param(pg_sys::PROGRESS_CREATEIDX_SUBPHASE as i32, PHASE_WRITE);
+        pg_sys::pgstat_progress_update_param(pg_sys::PROGRESS_CREATEIDX_TUPLES_TOTAL as i32, (n * params.m() as u64) as i64);
+        let store = PgStore::new(index);
+        Mih::build(store, params, &st.codes, &st.tids, |done| {
+            pg_sys::pgstat_progress_update_param(pg_sys::PROGRESS_CREATEIDX_TUPLES_DONE as i32, done as i64);
+        })
+        .unwrap_or_else(|e| report(e));
+        drop(st);
+        if store.needs_wal() {
+            let nblocks = pg_sys::RelationGetNumberOfBlocksInFork(index, pg_sys::ForkNumber::MAIN_FORKNUM);
+            pg_sys::log_newpage_range(index, pg_sys::ForkNumber::MAIN_FORKNUM, 0, nblocks, true);
+        }
+        let result = pg_sys::palloc0(std::mem::size_of::<pg_sys::IndexBuildResult>()) as *mut pg_sys::IndexBuildResult;
+        (*result).heap_tuples = scanned;
+        (*result).index_tuples = n as f64;
+        result
+    }
+}
+
+/// The empty index of an unlogged table, written to its init fork.
+#[pgrx::pg_guard]
+pub unsafe extern "C-unwind" fn ambuildempty(index: pg_sys::Relation) {
+    let Some(nbits) = declared_bits(index) else {
+        raise(
+            PgSqlErrorCode::ERRCODE_FEATURE_NOT_SUPPORTED,
+            "a mih index on an unlogged table needs a column declared as bitcode(n)",
+        )
+    };
+    let (m, fillfactor) = options::of(index);
+    let params = Params::choose(nbits, 0, m, fillfactor).unwrap_or_else(|e| report(e));
+    Mih::build(PgStore::init_fork(index), params, &[], &[], |_| {}).unwrap_or_else(|e| report(e));
+}

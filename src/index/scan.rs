@@ -1,0 +1,210 @@
+//! Index scans: `ORDER BY code <~> q` (k-NN, nearest first, exact distances, no recheck) and
+//! `code <@ jdsh.ball(q, r)` (radius), by tuple and by bitmap.
+
+use jdsh_core::code::hamming;
+use jdsh_core::mih::{Mih, Search};
+use pgrx::pg_sys;
+
+use super::pages::PgStore;
+use super::{open, report, to_item_pointer, STRATEGY_DISTANCE, STRATEGY_WITHIN};
+use crate::bitcode::{BallRef, BitcodeRef};
+
+/// What a scan is asked, read from its keys at the first fetch after a rescan.
+struct Plan {
+    query: Vec<u8>,
+    radius: Option<u32>,
+    /// ORDER BY with a NULL query: every row, distance NULL (what a sequential scan gives).
+    null_order: bool,
+    /// No row can match (a NULL ball, or two balls that cannot overlap).
+    empty: bool,
+    /// Some qual is not implied by the search (several balls, or a ball around another centre
+    /// than the ORDER BY query): the executor rechecks quals on the heap tuple.
+    recheck: bool,
+}
+
+struct ScanState {
+    mih: Mih<PgStore>,
+    search: Option<(Plan, Search)>,
+}
+
+#[pgrx::pg_guard]
+pub unsafe extern "C-unwind" fn ambeginscan(
+    index: pg_sys::Relation,
+    nkeys: i32,
+    norderbys: i32,
+) -> pg_sys::IndexScanDesc {
+    unsafe {
+        let scan = pg_sys::RelationGetIndexScan(index, nkeys, norderbys);
+        // The executor reads the distances we report from these arrays; the AM owns them.
+        if norderbys > 0 {
+            let n = norderbys as usize;
+            (*scan).xs_orderbyvals = pg_sys::palloc0(n * std::mem::size_of::<pg_sys::Datum>()) as *mut pg_sys::Datum;
+            (*scan).xs_orderbynulls = pg_sys::palloc(n) as *mut bool;
+            std::ptr::write_bytes((*scan).xs_orderbynulls, 1, n);
+        }
+        let state = Box::new(ScanState { mih: open(index), search: None });
+        (*scan).opaque = Box::into_raw(state) as *mut std::ffi::c_void;
+        scan
+    }
+}
+
+#[pgrx::pg_guard]
+pub unsafe extern "C-unwind" fn amrescan(
+    scan: pg_sys::IndexScanDesc,
+    keys: pg_sys::ScanKey,
+    nkeys: i32,
+    orderbys: pg_sys::ScanKey,
+    norderbys: i32,
+) {
+    unsafe {
+        if !keys.is_null() && nkeys > 0 {
+            std::ptr::copy(keys, (*scan).keyData, nkeys as usize);
+        }
+        if !orderbys.is_null() && norderbys > 0 {
+            std::ptr::copy(orderbys, (*scan).orderByData, norderbys as usize);
+        }
+        state(scan).search = None;
+    }
+}
+
+#[pgrx::pg_guard]
+pub unsafe extern "C-unwind" fn amendscan(scan: pg_sys::IndexScanDesc) {
+    unsafe {
+        let p = (*scan).opaque as *mut ScanState;
+        if !p.is_null() {
+            drop(Box::from_raw(p));
+            (*scan).opaque = std::ptr::null_mut();
+        }
+    }
+}
+
+unsafe fn state<'a>(scan: pg_sys::IndexScanDesc) -> &'a mut ScanState {
+    unsafe { &mut *((*scan).opaque as *mut ScanState) }
+}
+
+unsafe fn keys<'a>(ptr: pg_sys::ScanKey, n: i32) -> &'a [pg_sys::ScanKeyData] {
+    if ptr.is_null() || n <= 0 {
+        &[]
+    } else {
+        unsafe { std::slice::from_raw_parts(ptr, n as usize) }
+    }
+}
+
+fn is_null(k: &pg_sys::ScanKeyData) -> bool {
+    k.sk_flags & pg_sys::SK_ISNULL as i32 != 0
+}
+
+/// Reads the scan keys into a plan.
+unsafe fn plan(scan: pg_sys::IndexScanDesc, mih: &Mih<PgStore>) -> Plan {
+    let p = mih.params();
+    let zeros = vec![0u8; p.code_bytes()];
+    let mut plan = Plan { query: zeros, radius: None, null_order: false, empty: false, recheck: false };
+    let mut order_query: Option<Vec<u8>> = None;
+    unsafe {
+        for k in keys((*scan).orderByData, (*scan).numberOfOrderBys) {
+            debug_assert_eq!(k.sk_strategy, STRATEGY_DISTANCE);
+            if is_null(k) {
+                plan.null_order = true;
+            } else {
+                let q = BitcodeRef::from_datum(k.sk_argument);
+                check_length(mih, q.nbits);
+                order_query = Some(q.bytes.to_vec());
+            }
+        }
+        let mut balls = 0;
+        for k in keys((*scan).keyData, (*scan).numberOfKeys) {
+            if k.sk_strategy != STRATEGY_WITHIN || is_null(k) {
+                plan.empty = true; // `code <@ NULL` is never true
+                continue;
+            }
+            let ball = BallRef::from_datum(k.sk_argument);
+            check_length(mih, ball.center.nbits);
+            balls += 1;
+            let centre = ball.center.bytes.to_vec();
+            match (&plan.radius, &order_query) {
+                // The first ball drives the search unless ORDER BY asks about another centre.
+                (None, Some(q)) if *q != centre => plan.recheck = true,
+                (None, _) => {
+                    plan.radius = Some(ball.radius);
+                    plan.query = centre;
+                }
+                (Some(r), _) => {
+                    // Disjoint balls: nothing can be in both.
+                    if hamming(&plan.query, &centre) > r + ball.radius {
+                        plan.empty = true;
+                    }
+                    plan.recheck = true;
+                }
+            }
+        }
+        if balls > 0 && plan.radius.is_none() {
+            plan.recheck = true;
+        }
+        if let Some(q) = order_query {
+            plan.query = q;
+        }
+    }
+    plan
+}
+
+fn check_length(mih: &Mih<PgStore>, nbits: u32) {
+    if nbits != mih.params().nbits {
+        report(jdsh_core::mih::MihError::LengthMismatch { expected: mih.params().nbits, got: nbits });
+    }
+}
+
+unsafe fn start<'a>(scan: pg_sys::IndexScanDesc) -> &'a mut ScanState {
+    unsafe {
+        let st = state(scan);
+        if st.search.is_none() {
+            let plan = plan(scan, &st.mih);
+            let search = Search::new(&st.mih, &plan.query, plan.radius).unwrap_or_else(|e| report(e));
+            st.search = Some((plan, search));
+        }
+        st
+    }
+}
+
+#[pgrx::pg_guard]
+pub unsafe extern "C-unwind" fn amgettuple(scan: pg_sys::IndexScanDesc, _dir: pg_sys::ScanDirection::Type) -> bool {
+    unsafe {
+        let st = start(scan);
+        let Some((plan, search)) = st.search.as_mut() else { return false };
+        if plan.empty {
+            return false;
+        }
+        let Some((tid, dist)) = search.next(&st.mih).unwrap_or_else(|e| report(e)) else {
+            return false;
+        };
+        to_item_pointer(tid, &mut (*scan).xs_heaptid);
+        (*scan).xs_recheck = plan.recheck;
+        if (*scan).numberOfOrderBys > 0 {
+            *(*scan).xs_orderbyvals = pg_sys::Datum::from(dist as i32);
+            *(*scan).xs_orderbynulls = plan.null_order;
+            (*scan).xs_recheckorderby = false;
+        }
+        true
+    }
+}
+
+#[pgrx::pg_guard]
+pub unsafe extern "C-unwind" fn amgetbitmap(scan: pg_sys::IndexScanDesc, tbm: *mut pg_sys::TIDBitmap) -> i64 {
+    unsafe {
+        let st = start(scan);
+        let Some((plan, search)) = st.search.as_mut() else { return 0 };
+        if plan.empty {
+            return 0;
+        }
+        let mut n = 0i64;
+        let mut ip = pg_sys::ItemPointerData::default();
+        while let Some((tid, _)) = search.next(&st.mih).unwrap_or_else(|e| report(e)) {
+            to_item_pointer(tid, &mut ip);
+            pg_sys::tbm_add_tuples(tbm, &mut ip, 1, plan.recheck);
+            n += 1;
+            if n % 4096 == 0 {
+                pgrx::check_for_interrupts!();
+            }
+        }
+        n
+    }
+}

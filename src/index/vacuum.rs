@@ -1,0 +1,73 @@
+//! `ambulkdelete` / `amvacuumcleanup`: drop entries of dead rows, unlink emptied overflow pages
+//! and hand them (and any page left free by a crash) to the free space map.
+
+use pgrx::pg_sys;
+
+use super::{open, report, to_item_pointer};
+
+unsafe fn stats_or_new(stats: *mut pg_sys::IndexBulkDeleteResult) -> *mut pg_sys::IndexBulkDeleteResult {
+    if stats.is_null() {
+        unsafe { pg_sys::palloc0(std::mem::size_of::<pg_sys::IndexBulkDeleteResult>()) as *mut _ }
+    } else {
+        stats
+    }
+}
+
+#[pgrx::pg_guard]
+pub unsafe extern "C-unwind" fn ambulkdelete(
+    info: *mut pg_sys::IndexVacuumInfo,
+    stats: *mut pg_sys::IndexBulkDeleteResult,
+    callback: pg_sys::IndexBulkDeleteCallback,
+    callback_state: *mut std::ffi::c_void,
+) -> *mut pg_sys::IndexBulkDeleteResult {
+    unsafe {
+        let stats = stats_or_new(stats);
+        let mih = open((*info).index);
+        let Some(callback) = callback else { return stats };
+        let mut ip = pg_sys::ItemPointerData::default();
+        let mut calls = 0u64;
+        let v = mih
+            .bulk_delete(|tid| {
+                calls += 1;
+                if calls % 65536 == 0 {
+                    pgrx::check_for_interrupts!();
+                }
+                to_item_pointer(tid, &mut ip);
+                callback(&mut ip, callback_state)
+            })
+            .unwrap_or_else(|e| report(e));
+        (*stats).tuples_removed += v.removed as f64;
+        (*stats).num_index_tuples = v.remaining as f64;
+        (*stats).pages_deleted += v.pages_freed as u32;
+        stats
+    }
+}
+
+#[pgrx::pg_guard]
+pub unsafe extern "C-unwind" fn amvacuumcleanup(
+    info: *mut pg_sys::IndexVacuumInfo,
+    stats: *mut pg_sys::IndexBulkDeleteResult,
+) -> *mut pg_sys::IndexBulkDeleteResult {
+    unsafe {
+        if (*info).analyze_only {
+            return stats;
+        }
+        let index = (*info).index;
+        let had_bulkdelete = !stats.is_null();
+        let stats = stats_or_new(stats);
+        if !had_bulkdelete {
+            // Nothing was deleted: the row count is the heap's.
+            (*stats).num_index_tuples = (*info).num_heap_tuples;
+            (*stats).estimated_count = (*info).estimated_count;
+        }
+        let mih = open(index);
+        let free = mih.free_blocks();
+        for &blk in &free {
+            pg_sys::RecordFreeIndexPage(index, blk);
+        }
+        pg_sys::IndexFreeSpaceMapVacuum(index);
+        (*stats).pages_free = free.len() as u32;
+        (*stats).num_pages = pg_sys::RelationGetNumberOfBlocksInFork(index, pg_sys::ForkNumber::MAIN_FORKNUM);
+        stats
+    }
+}
