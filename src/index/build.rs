@@ -39,6 +39,7 @@ fn declared_bits(index: pg_sys::Relation) -> Option<u32> {
     (typmod > 0).then_some(typmod as u32)
 }
 
+#[pgrx::pg_guard]
 unsafe extern "C-unwind" fn collect(
     _index: pg_sys::Relation,
     tid: pg_sys::ItemPointer,
