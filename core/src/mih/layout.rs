@@ -180,6 +180,21 @@ pub fn extract_bits(bytes: &[u8], start: u32, len: u32) -> u64 {
         return 0;
     }
     let first = (start / 8) as usize;
+    let skip = start % 8;
+    // Fast path (the probe's binary search runs this per comparison): one big-endian load.
+    if skip + len <= 64 && first + 8 <= bytes.len() {
+        let w = u64::from_be_bytes([
+            bytes[first],
+            bytes[first + 1],
+            bytes[first + 2],
+            bytes[first + 3],
+            bytes[first + 4],
+            bytes[first + 5],
+            bytes[first + 6],
+            bytes[first + 7],
+        ]);
+        return (w << skip) >> (64 - len);
+    }
     let last = ((start + len - 1) / 8) as usize;
     // Up to 9 bytes: accumulate in u128 so that a 64-bit substring at an odd offset fits.
     let mut acc: u128 = 0;
@@ -364,7 +379,13 @@ impl Bucket {
 
     /// First entry whose substring `t` is >= `value`.
     pub fn lower_bound(page: &[u8], p: &Params, t: u32, value: u64) -> usize {
-        let (mut lo, mut hi) = (0, Bucket::count(page));
+        let n = Bucket::count(page);
+        // Pages written by a build hold disjoint value ranges: most probes of a chain's other
+        // pages stop at these two comparisons.
+        if n == 0 || p.substring(t, Bucket::entry(page, p, n - 1).0) < value {
+            return n;
+        }
+        let (mut lo, mut hi) = (0, n);
         while lo < hi {
             let mid = (lo + hi) / 2;
             if p.substring(t, Bucket::entry(page, p, mid).0) < value {
