@@ -26,6 +26,19 @@ SELECT centre, count(*) FROM items
 WHERE code <~> ('x' || substr(md5('42'), 1, 16))::bitcode(64) <= 8
 GROUP BY centre ORDER BY count(*) DESC LIMIT 3;
 
+-- A Multi-Index Hashing index answers both exactly, without reading every row.
+\timing on
+CREATE INDEX items_mih ON items USING mih (code);
+\timing off
+EXPLAIN (COSTS OFF)
+SELECT id FROM items ORDER BY code <~> ('x' || substr(md5('42'), 1, 16))::bitcode(64) LIMIT 5;
+SELECT id, centre, code <~> ('x' || substr(md5('42'), 1, 16))::bitcode(64) AS distance
+FROM items ORDER BY code <~> ('x' || substr(md5('42'), 1, 16))::bitcode(64) LIMIT 5;
+SELECT centre, count(*) FROM items
+WHERE code <@ jdsh.ball(('x' || substr(md5('42'), 1, 16))::bitcode(64), 8)
+GROUP BY centre ORDER BY count(*) DESC LIMIT 3;
+SELECT * FROM jdsh.mih_check('items_mih');
+
 -- Bit helpers, bitwise operators and casts.
 SELECT jdsh.bit_count(code) AS ones, jdsh.bit_length(code) AS bits, code::bigint AS as_bigint,
        code::bytea AS as_bytea, code # ~code AS all_ones
