@@ -497,6 +497,9 @@ def run_config(pg: Optional[Pg], caps: Optional[Caps], n: int, bits: int, kind: 
         log(f"{ds.label}: FAISS builds")
         tasks += faiss_tasks(ds, builds, args.mh_nflips)
     nslow = min(args.queries, args.slow_queries)
+    if n > SLOW_BIG_ROWS:
+        nslow = min(nslow, 10)  # seconds per scan at 10M
+    result["queries"], result["slow_queries"] = args.queries, nslow
     log(f"{ds.label}: {len(tasks)} series, {args.queries} queries ({nslow} for seq scans)")
     measure(tasks, ds, truth, args.queries, nslow, args.warmup)
     result["series"] = [summarize(t) for t in tasks]
@@ -609,7 +612,8 @@ def detail_tables(cfg: dict) -> list:
     if "table_bytes" in cfg:
         lines.append(f"Table {cfg['table_bytes'] / 2**20:.1f} MiB (id, bitcode, bit), "
                      f"loaded in {cfg['load_s']:.1f} s; prepared `SELECT 1` round trip "
-                     f"{cfg['select1_ms']:.3f} ms.")
+                     f"{cfg['select1_ms']:.3f} ms; {cfg.get('queries', '?')} queries per series, "
+                     f"{cfg.get('slow_queries', '?')} for the sequential scans.")
         lines.append("")
     lines += ["| index | build s | size MiB |", "|---|---|---|"]
     for name, b in cfg["builds"].items():
