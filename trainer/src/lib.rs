@@ -5,5 +5,8 @@
 
 pub mod data;
 pub mod device;
+pub mod eval;
+pub mod image;
+pub mod text;
 
 pub use device::{DeviceChoice, DeviceError};

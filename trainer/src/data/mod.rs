@@ -112,3 +112,61 @@ pub struct Benchmark {
     pub query: PairedData,
     pub retrieval: PairedData,
 }
+
+// ---------------------------------------------------------------------------------------------
+// Loaders for the project's data sets, and where they look for their files.
+
+mod csv;
+// pub mod emoji; (next commit)
+pub mod mirflickr;
+pub mod rng;
+pub mod wikipedia;
+
+use std::path::{Path, PathBuf};
+
+/// Errors of the loaders: which file, which line, what is wrong.
+#[derive(Debug, thiserror::Error)]
+pub enum DataError {
+    #[error("cannot read {path}: {source}")]
+    Io { path: PathBuf, source: std::io::Error },
+    #[error("{path}:{line}: {msg}")]
+    Parse { path: PathBuf, line: usize, msg: String },
+    #[error("{path}: {msg}")]
+    Invalid { path: PathBuf, msg: String },
+}
+
+impl DataError {
+    pub(crate) fn io(path: &Path, source: std::io::Error) -> Self {
+        DataError::Io { path: path.to_path_buf(), source }
+    }
+
+    pub(crate) fn parse(path: &Path, line: usize, msg: String) -> Self {
+        DataError::Parse { path: path.to_path_buf(), line, msg }
+    }
+
+    pub(crate) fn invalid(path: &Path, msg: impl Into<String>) -> Self {
+        DataError::Invalid { path: path.to_path_buf(), msg: msg.into() }
+    }
+}
+
+/// The repository root, as compiled in (the trainer crate is `<repo>/trainer`).
+pub fn repo_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().map(Path::to_path_buf).unwrap_or_default()
+}
+
+/// Root of the shared data sets: `$JDSH_DATA`, else `<repo>/../shared/data`.
+pub fn data_root() -> PathBuf {
+    match std::env::var_os("JDSH_DATA") {
+        Some(p) if !p.is_empty() => PathBuf::from(p),
+        _ => repo_root().join("..").join("shared").join("data"),
+    }
+}
+
+/// Where `scripts/fetch-emoji.sh` unpacks the emoji packages: `$JDSH_EMOJI_DIR`, else
+/// `<repo>/.cache/emoji`.
+pub fn emoji_dir() -> PathBuf {
+    match std::env::var_os("JDSH_EMOJI_DIR") {
+        Some(p) if !p.is_empty() => PathBuf::from(p),
+        _ => repo_root().join(".cache").join("emoji"),
+    }
+}
