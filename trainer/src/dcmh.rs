@@ -44,7 +44,7 @@ impl DcmhParams {
 /// `S_b`: 1 where batch item i and training item j share a label. `labels_b` (b x k) and
 /// `labels` (n x k) are multi-hot float tensors.
 pub fn label_similarity(labels_b: &Tensor, labels: &Tensor) -> Tensor {
-    labels_b.matmul(&labels.tr()).gt(0.0).to_kind(Kind::Float)
+    labels_b.matmul(&labels.tr()).gt(0.0).to_kind(labels_b.kind())
 }
 
 /// The terms of the objective restricted to one batch of one modality.
@@ -72,9 +72,9 @@ pub fn batch_loss(
 ) -> DcmhLoss {
     let theta = out_b.matmul(&other.tr()) * 0.5;
     // log(1 + e^x) = softplus(x), stable for large |x|.
-    let likelihood = -(s_b * &theta - theta.softplus()).sum(Kind::Float);
-    let quantization = (b_b - out_b).square().sum(Kind::Float);
-    let balance = (out_b.sum_dim_intlist([0i64].as_slice(), false, Kind::Float) + rest).square().sum(Kind::Float);
+    let likelihood = -(s_b * &theta - theta.softplus()).sum(None::<Kind>);
+    let quantization = (b_b - out_b).square().sum(None::<Kind>);
+    let balance = (out_b.sum_dim_intlist([0i64].as_slice(), false, None::<Kind>) + rest).square().sum(None::<Kind>);
     let mut total = &likelihood + &quantization * p.gamma + &balance * p.eta;
     if p.normalize_by_pairs {
         let pairs = (other.size()[0] * out_b.size()[0]).max(1) as f64;
@@ -85,7 +85,7 @@ pub fn batch_loss(
 
 /// `B = sign(F + G)` with ties (exactly 0) going to +1, so every entry is +-1.
 pub fn binary_codes(f: &Tensor, g: &Tensor) -> Tensor {
-    (f + g).ge(0.0).to_kind(Kind::Float) * 2.0 - 1.0
+    (f + g).ge(0.0).to_kind(f.kind()) * 2.0 - 1.0
 }
 
 #[cfg(test)]

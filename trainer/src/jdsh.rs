@@ -228,11 +228,11 @@ pub fn loss(code_i: &Tensor, code_t: &Tensor, s: &Tensor, p: &JdshParams) -> Jds
     let bi = normalize_rows(code_i);
     let bt = normalize_rows(code_t);
     let bibt = bi.matmul(&bt.tr());
-    let mse = |a: &Tensor| (a - s).square().mean(Kind::Float);
+    let mse = |a: &Tensor| (a - s).square().mean(None::<Kind>);
     let intra_image = mse(&bi.matmul(&bi.tr()));
     let intra_text = mse(&bt.matmul(&bt.tr()));
     let cross = mse(&bibt) + mse(&bibt.tr());
-    let pairing = bibt.diagonal(0, 0, 1).mean(Kind::Float);
+    let pairing = bibt.diagonal(0, 0, 1).mean(None::<Kind>);
     let total = &intra_image * p.intra + &cross - &pairing * p.pairing + &intra_text * p.intra;
     JdshLoss { total, intra_image, cross, intra_text, pairing }
 }

@@ -3,10 +3,19 @@
 //!
 //! This first version holds what the other modules share: where computation runs.
 
+pub mod cli;
 pub mod data;
+pub mod dcmh;
 pub mod device;
 pub mod eval;
+pub mod fastpath;
 pub mod image;
+pub mod jdsh;
+pub mod model;
+pub mod nets;
 pub mod text;
+pub mod train;
 
 pub use device::{DeviceChoice, DeviceError};
+pub use model::{EncodeError, Model, ModelError, ModelMeta};
+pub use train::{train, Method, Progress, ProgressEvent, TrainConfig, TrainError};
