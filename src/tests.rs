@@ -190,3 +190,72 @@ fn top_k_by_distance_matches_reference() {
         assert_eq!(got, want);
     }
 }
+
+/// Flips each bit of `centre` with probability `p`.
+fn noisy(rng: &mut Rng, centre: &str, p: f64) -> String {
+    let flips = rng.bits(centre.len(), p);
+    centre.chars().zip(flips.chars()).map(|(c, f)| if (c == '1') != (f == '1') { '1' } else { '0' }).collect()
+}
+
+/// The mih index answers k-NN and radius queries exactly as a sequential scan does, for random
+/// and clustered codes of 16..256 bits, with k from 1 to past the table size and radii 0..4,
+/// after a build and after inserts into the built index.
+#[pg_test]
+fn mih_index_equals_sequential_scan() {
+    for &nbits in &[16usize, 32, 64, 128, 256] {
+        for clustered in [false, true] {
+            let mut rng = Rng(nbits as u64 * 31 + clustered as u64);
+            let centres: Vec<String> = (0..20).map(|_| rng.bits(nbits, 0.5)).collect();
+            let code = |rng: &mut Rng| {
+                if clustered {
+                    let c = (rng.next() % 20) as usize;
+                    noisy(rng, &centres[c], 0.1)
+                } else {
+                    rng.bits(nbits, 0.5)
+                }
+            };
+            let rows: Vec<String> = (0..3000).map(|_| code(&mut rng)).collect();
+            let values = |range: std::ops::Range<usize>| {
+                range.map(|i| format!("({i}, '{}')", rows[i])).collect::<Vec<_>>().join(", ")
+            };
+            Spi::run(&format!("DROP TABLE IF EXISTS mp; CREATE TABLE mp (id int, code bitcode({nbits}))")).unwrap();
+            Spi::run(&format!("INSERT INTO mp VALUES {}", values(0..2000))).unwrap();
+            Spi::run("CREATE INDEX mp_mih ON mp USING mih (code)").unwrap();
+            // Rows added after the build go through aminsert.
+            Spi::run(&format!("INSERT INTO mp VALUES {}", values(2000..3000))).unwrap();
+            for qi in 0..8 {
+                let q = if qi % 2 == 0 { rows[(rng.next() % 3000) as usize].clone() } else { code(&mut rng) };
+                let mut all: Vec<i32> = rows.iter().map(|r| ref_hamming(r, &q)).collect();
+                all.sort_unstable();
+                for k in [1usize, 10, 100, 3500] {
+                    Spi::run("SET LOCAL enable_seqscan = off; SET LOCAL enable_bitmapscan = off").unwrap();
+                    let got: Vec<i32> = Spi::get_one::<Vec<i32>>(&format!(
+                        "SELECT array_agg(d) FROM (SELECT code <~> '{q}' AS d FROM mp ORDER BY code <~> '{q}' LIMIT {k}) t"
+                    ))
+                    .unwrap()
+                    .unwrap();
+                    let want: Vec<i32> = all.iter().copied().take(k).collect();
+                    assert_eq!(got, want, "{nbits} bits, clustered {clustered}, k {k}");
+                }
+                for r in 0..=4 {
+                    let mut want: Vec<i32> =
+                        (0..3000).filter(|&i| ref_hamming(&rows[i], &q) <= r).map(|i| i as i32).collect();
+                    want.sort_unstable();
+                    for scan in ["enable_bitmapscan = off", "enable_indexscan = off"] {
+                        Spi::run(&format!("SET LOCAL enable_seqscan = off; SET LOCAL {scan}")).unwrap();
+                        let got: Vec<i32> = Spi::get_one::<Vec<i32>>(&format!(
+                            "SELECT coalesce(array_agg(id ORDER BY id), '{{}}') FROM mp WHERE code <@ jdsh.ball('{q}', {r})"
+                        ))
+                        .unwrap()
+                        .unwrap();
+                        assert_eq!(got, want, "{nbits} bits, clustered {clustered}, radius {r}, {scan}");
+                    }
+                    Spi::run("RESET enable_indexscan; RESET enable_bitmapscan").unwrap();
+                }
+            }
+            let (rows_indexed, heap_rows) =
+                Spi::get_two::<i64, i64>("SELECT rows, heap_rows FROM jdsh.mih_check('mp_mih')").unwrap();
+            assert_eq!((rows_indexed, heap_rows), (Some(3000), Some(3000)));
+        }
+    }
+}
