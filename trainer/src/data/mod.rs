@@ -6,7 +6,7 @@
 //! (train / query / retrieval). Methods turn them into tensors themselves.
 
 /// A dense row-major `f32` matrix: row `i` is `data[i * cols .. (i + 1) * cols]`.
-#[derive(Debug, Clone, PartialEq, Default)]
+#[derive(Debug, Clone, PartialEq, Default, serde::Serialize, serde::Deserialize)]
 pub struct Matrix {
     pub rows: usize,
     pub cols: usize,
@@ -59,7 +59,7 @@ pub enum TextInput {
 
 /// Multi-label annotations: item `i` carries the class indices `sets[i]` (each `< classes`).
 /// Two items are relevant to each other when they share at least one class.
-#[derive(Debug, Clone, PartialEq, Default)]
+#[derive(Debug, Clone, PartialEq, Default, serde::Serialize, serde::Deserialize)]
 pub struct Labels {
     pub classes: usize,
     pub sets: Vec<Vec<u32>>,
