@@ -426,7 +426,8 @@ def measure(tasks: list, ds: Dataset, truth: Truth, nq: int, nslow: int, nwarm: 
     """Warm every task, then run query by query, every task on each query (interleaved)."""
     for task in tasks:
         warm = getattr(task, "warm", None)  # PostgreSQL tasks: on the warm-up queries
-        for wi in range(nwarm):
+        # A sequential scan (0.1-3 s) needs no more than a cache warm-up: planning is noise.
+        for wi in range(min(nwarm, 2) if task.slow else nwarm):
             (warm or task.fn)(wi % nq if warm is None else wi)
     t_report = time.time()
     for qi in range(nq):
@@ -683,19 +684,28 @@ def markdown(results: dict) -> str:
 
 # ---------------------------------------------------------------- main
 
+# Defaults of a full run, and of --quick (the lead's development loop: a couple of minutes).
+# An option given on the command line wins over both.
+FULL = {"sizes": "100k,1m", "bits": "64,128", "queries": 100, "slow_queries": 20,
+        "ef_search": "40,200,400", "warmup": 8}
+QUICK = {"sizes": "100k", "bits": "64", "queries": 30, "slow_queries": 10,
+         "ef_search": "40,200", "warmup": 6}
+
+
 def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
-    p.add_argument("--sizes", default="100k,1m")
-    p.add_argument("--bits", default="64,128")
+    p.add_argument("--sizes", help=f"codes per table, e.g. 100k,1m (default {FULL['sizes']})")
+    p.add_argument("--bits", help=f"code lengths, multiples of 64 (default {FULL['bits']})")
     p.add_argument("--sets", default="uniform,clustered")
     p.add_argument("--peers", default="jdsh,pgvector,faiss")
-    p.add_argument("--queries", type=int, default=100)
-    p.add_argument("--slow-queries", type=int, default=20,
-                   help="queries for the sequential scans (100-300 ms each at 1M)")
+    p.add_argument("--queries", type=int, help=f"queries per series (default {FULL['queries']})")
+    p.add_argument("--slow-queries", type=int,
+                   help="queries for the sequential scans, 100-300 ms each at 1M "
+                   f"(default {FULL['slow_queries']}; at most 10 above 2M)")
     # At least 6: PostgreSQL decides between a custom and a generic plan at the 6th execution of
     # a prepared statement, and that one-off planning must not land in the measured queries.
-    p.add_argument("--warmup", type=int, default=8)
-    p.add_argument("--ef-search", default="40,200,400")
+    p.add_argument("--warmup", type=int, help=f"warm-up queries (default {FULL['warmup']})")
+    p.add_argument("--ef-search", help=f"pgvector HNSW settings (default {FULL['ef_search']})")
     p.add_argument("--mh-nflips", default="0,1,2", help="FAISS MultiHash k-NN settings")
     p.add_argument("--mih-substrings", type=int, default=None, help="WITH (substrings = m)")
     p.add_argument("--scale-10m", action="store_true",
@@ -707,10 +717,9 @@ def parse_args(argv=None):
     p.add_argument("--no-db", action="store_true", help="FAISS only (no PostgreSQL)")
     p.add_argument("--out", default=os.path.join(os.path.dirname(__file__), "out"))
     args = p.parse_args(argv)
-    if args.quick:
-        args.sizes, args.bits, args.queries, args.slow_queries = "100k", "64", 30, 10
-        args.ef_search = "40,200"
-        args.warmup = min(args.warmup, 6)
+    for name, value in (QUICK if args.quick else FULL).items():
+        if getattr(args, name) is None:
+            setattr(args, name, value)
     args.sizes = [parse_size(s) for s in args.sizes.split(",")]
     args.bits = [int(b) for b in args.bits.split(",")]
     args.sets = args.sets.split(",")
