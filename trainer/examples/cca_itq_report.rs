@@ -8,7 +8,11 @@ use jdsh_trainer::eval::{map_at, map_at_embeddings};
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let args: Vec<String> = std::env::args().collect();
     let arg = |name: &str, default: f64| {
-        args.iter().position(|a| a == name).and_then(|i| args.get(i + 1)).and_then(|v| v.parse().ok()).unwrap_or(default)
+        args.iter()
+            .position(|a| a == name)
+            .and_then(|i| args.get(i + 1))
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(default)
     };
     let cfg = CcaConfig { reg: arg("--reg", 1e-3), power: arg("--power", 1.0), ..Default::default() };
     let seed = 1;

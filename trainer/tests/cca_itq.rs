@@ -18,14 +18,17 @@ fn features(b: &jdsh_trainer::data::PairedData) -> (&Matrix, &Matrix) {
 #[test]
 fn cca_itq_on_wikipedia_is_well_above_chance() {
     let dir = data_root().join("wikipedia");
-    let b = wikipedia::load(&dir).unwrap_or_else(|e| panic!("Wikipedia data expected at {}: {e}", dir.display()));
+    let b =
+        wikipedia::load(&dir).unwrap_or_else(|e| panic!("Wikipedia data expected at {}: {e}", dir.display()));
     let (ti, tt) = features(&b.train);
     let (qi, qt) = features(&b.query);
     let (ql, rl) = (b.query.labels.as_ref().unwrap(), b.retrieval.labels.as_ref().unwrap());
 
     let model = CcaItq::fit(ti, tt, 32, 1).unwrap();
-    let i2t = map_at(&model.encode_image(qi).unwrap(), &model.encode_text(tt).unwrap(), ql, rl, None).unwrap();
-    let t2i = map_at(&model.encode_text(qt).unwrap(), &model.encode_image(ti).unwrap(), ql, rl, None).unwrap();
+    let i2t =
+        map_at(&model.encode_image(qi).unwrap(), &model.encode_text(tt).unwrap(), ql, rl, None).unwrap();
+    let t2i =
+        map_at(&model.encode_text(qt).unwrap(), &model.encode_image(ti).unwrap(), ql, rl, None).unwrap();
     assert!(i2t > 0.18, "image->text MAP@all {i2t}");
     assert!(t2i > 0.18, "text->image MAP@all {t2i}");
 

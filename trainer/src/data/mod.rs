@@ -117,7 +117,7 @@ pub struct Benchmark {
 // Loaders for the project's data sets, and where they look for their files.
 
 mod csv;
-// pub mod emoji; (next commit)
+pub mod emoji;
 pub mod mirflickr;
 pub mod rng;
 pub mod wikipedia;
