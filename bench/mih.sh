@@ -9,8 +9,8 @@
 #
 # --quick (100k codes, 64 bits, both sets, 30 queries) takes a couple of minutes.
 # It runs its own side cluster (.cluster-bench, port 54341) so it never touches the development
-# cluster on 54329; `JDSH_PGPORT=54341 JDSH_CLUSTER=.cluster-bench scripts/cluster.sh stop`
-# stops it. Until the `mih` access method and `jdsh.ball` exist, their cells read n/a.
+# cluster on 54329, and stops it at the end (MIH_KEEP_CLUSTER=1 keeps it running). Until the
+# `mih` access method and `jdsh.ball` exist in the installed extension, their cells read n/a.
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
 export JDSH_PGPORT="${JDSH_PGPORT:-54341}"
@@ -84,6 +84,9 @@ main() {
   mkdir -p "$here/out"
   "$BENCH_VENV/bin/python" "$here/mih_bench.py" --db "$BENCH_DB" --out "$here/out" "$@"
   echo "[bench] wrote $here/out/mih.md and $here/out/mih.json"
+  # The side cluster holds up to a few GB of shared buffers on a shared machine: stop it, unless
+  # asked to keep it for a look at the tables (they are dropped; the database stays).
+  if [ "${MIH_KEEP_CLUSTER:-0}" != 1 ]; then bash "$ROOT/scripts/cluster.sh" stop >/dev/null; fi
 }
 
 main "$@"

@@ -448,7 +448,8 @@ def measure(tasks: list, ds: Dataset, truth: Truth, nq: int, nslow: int, nwarm: 
 def summarize(task: Task) -> dict:
     ms = np.asarray(task.times) * 1000
     out = {"method": task.row, "query": task.col, "n": len(ms),
-           "p50_ms": float(np.percentile(ms, 50)), "p95_ms": float(np.percentile(ms, 95))}
+           "p50_ms": float(np.percentile(ms, 50)), "p95_ms": float(np.percentile(ms, 95)),
+           "times_ms": [round(float(t), 4) for t in ms]}  # in query order, for outliers
     if task.k is not None:
         out["recall"] = float(np.mean(task.scores))
     else:
