@@ -25,6 +25,10 @@ cargo test --release -p jdsh-core -p jdsh-trainer
 step "SQL regression tests"
 bash scripts/regress.sh
 
+step "cluster tests: mih crash recovery and standby, mih concurrency (own clusters)"
+bash tests/cluster/mih_crash.sh
+bash tests/cluster/mih_concurrency.sh
+
 step "in-server tests (cargo pgrx test)"
 if [ "$(id -u)" = 0 ]; then
   # PostgreSQL refuses to run as root: the test cluster runs as the postgres user, in a folder it owns.
@@ -39,4 +43,5 @@ step "all tests passed"
 # One closing line over every runner (any failure has already stopped the script).
 cargo_passed=$(grep -oE 'test result: ok\. [0-9]+ passed' "$log" | awk '{s += $4} END {print s + 0}')
 regress_passed=$(grep -oE 'All [0-9]+ tests passed' "$log" | awk '{s += $2} END {print s + 0}')
-echo "jdsh: $((cargo_passed + regress_passed)) passed, 0 failed"
+cluster_passed=$(awk '/^PASS [a-z_]+$/ {n++} END {print n + 0}' "$log")
+echo "jdsh: $((cargo_passed + regress_passed + cluster_passed)) passed, 0 failed"
