@@ -7,7 +7,8 @@
 #                [--peers jdsh,pgvector,faiss] [--scale-10m] [--queries 100] ...
 #   bench/mih.sh --help          # every option of bench/mih_bench.py
 #
-# --quick (100k codes, 64 bits, both sets, 30 queries) takes a couple of minutes.
+# --quick (100k codes, 64 bits, both sets, 30 queries) takes 2-4 minutes, mostly the pgvector
+# HNSW builds; add --peers jdsh,faiss for a loop of under a minute.
 # It runs its own side cluster (.cluster-bench, port 54341) so it never touches the development
 # cluster on 54329, and stops it at the end (MIH_KEEP_CLUSTER=1 keeps it running). Until the
 # `mih` access method and `jdsh.ball` exist in the installed extension, their cells read n/a.
