@@ -27,6 +27,49 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let (ql, rl) = (b.query.labels.clone().unwrap(), b.retrieval.labels.clone().unwrap());
     println!("Wikipedia: queries 693 test, retrieval 2,173 train, same category, MAP@all");
     report(&ti, &tt, (&qi, &qt, &ql), (&ti, &tt, &rl), &[16, 32, 64, 128], seed, &cfg, 10)?;
+    if args.iter().any(|a| a == "--emoji") {
+        emoji_report(seed, &cfg)?;
+    }
+    Ok(())
+}
+
+/// Emoji, data card protocol: fit on google + twitter images of the training emoji (3,058 pairs);
+/// I->T facebook images of the test emoji (371) vs texts of the training emoji (1,529); T->I texts
+/// of the test emoji (382) vs facebook images of the training emoji (1,489); relevant = same
+/// subcategory. Images: hand-crafted features, standardised on the training images; texts: binary
+/// bag of words over words in >= 2 training emoji.
+fn emoji_report(seed: u64, cfg: &CcaConfig) -> Result<(), Box<dyn std::error::Error>> {
+    use jdsh_trainer::data::emoji::{self, LabelLevel};
+    use jdsh_trainer::image::{ImagePipeline, ImagePipelineConfig};
+    use jdsh_trainer::text::{TextPipeline, TextPipelineConfig};
+    let set = emoji::load(&jdsh_trainer::data::emoji_dir())?;
+    let p = set.protocol(LabelLevel::Subcategory)?;
+    let img = ImagePipeline::fit(&p.train.image, &ImagePipelineConfig::default())?;
+    let train_texts = set.texts(&set.train_indices());
+    let txt = TextPipeline::fit(&train_texts, &TextPipelineConfig::default())?;
+    let (fi, ft) = (img.transform(&p.train.image)?, txt.transform(&p.train.text)?);
+    let (qi, rt) = (img.transform(&p.image_to_text.query)?, txt.transform(&p.image_to_text.retrieval)?);
+    let (qt, ri) = (txt.transform(&p.text_to_image.query)?, img.transform(&p.text_to_image.retrieval)?);
+    println!(
+        "Emoji (subcategory, unseen vendor facebook): image {}-d, text {}-d, {} training pairs, MAP@all",
+        fi.cols, ft.cols, fi.rows
+    );
+    for &b in &[32usize, 64, 128] {
+        let m = CcaItq::fit_with(&fi, &ft, b, seed, cfg)?;
+        let (l1, l2) = (&p.image_to_text.query_labels, &p.image_to_text.retrieval_labels);
+        let i2t = map_at(&m.encode_image(&qi)?, &m.encode_text(&rt)?, l1, l2, None)?;
+        let (l3, l4) = (&p.text_to_image.query_labels, &p.text_to_image.retrieval_labels);
+        let t2i = map_at(&m.encode_text(&qt)?, &m.encode_image(&ri)?, l3, l4, None)?;
+        println!("CCA-ITQ {b:>4} bits: I->T {i2t:.4}  T->I {t2i:.4}");
+    }
+    for dims in [32usize, 64, 128] {
+        let cca = Cca::fit(&fi, &ft, dims, cfg)?;
+        let (l1, l2) = (&p.image_to_text.query_labels, &p.image_to_text.retrieval_labels);
+        let i2t = map_at_embeddings(&cca.embed_image(&qi)?, &cca.embed_text(&rt)?, l1, l2, None)?;
+        let (l3, l4) = (&p.text_to_image.query_labels, &p.text_to_image.retrieval_labels);
+        let t2i = map_at_embeddings(&cca.embed_text(&qt)?, &cca.embed_image(&ri)?, l3, l4, None)?;
+        println!("real-valued CCA {dims:>4} dims (cosine): I->T {i2t:.4}  T->I {t2i:.4}");
+    }
     Ok(())
 }
 
