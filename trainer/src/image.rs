@@ -463,3 +463,96 @@ impl ImagePipeline {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A 4x2 palette PNG with transparency: index 0 transparent, 1 opaque red, 2 half-transparent blue.
+    fn palette_png() -> Vec<u8> {
+        let mut out = Vec::new();
+        {
+            let mut enc = png::Encoder::new(&mut out, 4, 2);
+            enc.set_color(png::ColorType::Indexed);
+            enc.set_depth(png::BitDepth::Eight);
+            enc.set_palette(vec![0, 0, 0, 255, 0, 0, 0, 0, 255]);
+            enc.set_trns(vec![0, 255, 128]);
+            let mut w = enc.write_header().unwrap();
+            w.write_image_data(&[0, 1, 1, 2, 2, 2, 0, 0]).unwrap();
+        }
+        out
+    }
+
+    #[test]
+    fn palette_with_transparency_composites_on_white() {
+        let img = decode(&palette_png()).unwrap();
+        assert_eq!((img.width, img.height), (4, 2));
+        assert_eq!(&img.data[..3], &[1.0, 1.0, 1.0]); // transparent -> white
+        assert_eq!(&img.data[3..6], &[1.0, 0.0, 0.0]); // opaque red
+        let a = 128.0 / 255.0;
+        let blue = &img.data[9..12]; // blue at alpha 128/255 over white
+        assert!((blue[0] - (1.0 - a)).abs() < 1e-6 && (blue[2] - 1.0).abs() < 1e-6);
+    }
+
+    #[test]
+    fn corrupt_input_is_an_error_not_a_panic() {
+        let png = palette_png();
+        assert_eq!(decode(b"GIF89a...."), Err(ImageError::UnknownFormat { index: 0 }));
+        assert!(matches!(decode(&png[..png.len() / 2]), Err(ImageError::Decode { format: "PNG", .. })));
+        let mut flipped = png.clone();
+        let n = flipped.len();
+        flipped[n - 20] ^= 0xFF; // inside the image data: checksum / inflate error
+        assert!(decode(&flipped).is_err());
+        assert!(matches!(
+            decode(&[0xFF, 0xD8, 0xFF, 0xE0, 0, 3]),
+            Err(ImageError::Decode { format: "JPEG", .. })
+        ));
+        // In a batch, the error names the item.
+        let batch = ImageInput::Encoded(vec![png.clone(), b"nope".to_vec()]);
+        let pipe = ImagePipeline {
+            encoder: ImageEncoder::Handcrafted(ExtractorConfig::default()),
+            mean: None,
+            scale: None,
+        };
+        assert_eq!(pipe.transform(&batch), Err(ImageError::UnknownFormat { index: 1 }));
+    }
+
+    #[test]
+    fn decode_rgb_is_chw_in_unit_range() {
+        let chw = decode_rgb(&palette_png(), 2).unwrap();
+        assert_eq!(chw.len(), 3 * 2 * 2);
+        // Output pixel (0,0) averages input (0,0) white and (1,0) red: R = 1, G = B = 0.5.
+        assert_eq!((chw[0], chw[4], chw[8]), (1.0, 0.5, 0.5));
+        assert!(chw.iter().all(|v| (0.0..=1.0).contains(v)));
+        assert_eq!(decode_rgb(&palette_png(), 0), Err(ImageError::ZeroSize));
+    }
+
+    #[test]
+    fn box_weights_cover_the_input_once() {
+        for (i, o) in [(64, 32), (7, 3), (3, 7), (5, 5)] {
+            let w = box_weights(i, o);
+            let mut cover = vec![0f32; i];
+            for ws in &w {
+                assert!((ws.iter().map(|x| x.1).sum::<f32>() - 1.0).abs() < 1e-5);
+                ws.iter().for_each(|&(k, x)| cover[k] += x);
+            }
+            let total: f32 = cover.iter().sum();
+            assert!((total - o as f32).abs() < 1e-4, "{i}->{o}");
+        }
+    }
+
+    #[test]
+    fn pipeline_standardises_and_round_trips_through_serde() {
+        let imgs = ImageInput::Encoded(vec![palette_png(), palette_png()]);
+        let p = ImagePipeline::fit(&imgs, &ImagePipelineConfig::default()).unwrap();
+        assert_eq!(p.output_dim(), 64 + 72 + 192 + 144);
+        let m = p.transform(&imgs).unwrap();
+        assert!(m.data.iter().all(|v| v.abs() < 1e-4), "identical images standardise to zero");
+        let back: ImagePipeline = serde_json::from_str(&serde_json::to_string(&p).unwrap()).unwrap();
+        assert_eq!(back.transform(&imgs).unwrap(), m);
+        let feats = ImageInput::Features(Matrix::new(2, 3, vec![1.0, 2.0, 3.0, 3.0, 2.0, 1.0]));
+        let f = ImagePipeline::fit(&feats, &ImagePipelineConfig::default()).unwrap();
+        assert_eq!(f.transform(&feats).unwrap().data, [-1.0, 0.0, 1.0, 1.0, 0.0, -1.0]);
+        assert!(matches!(f.transform(&imgs), Err(ImageError::WrongInput { .. })));
+    }
+}
