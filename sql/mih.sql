@@ -56,7 +56,7 @@ CREATE OPERATOR CLASS bitcode_hamming_ops DEFAULT FOR TYPE bitcode USING mih AS
 
 CREATE FUNCTION jdsh.mih_check(index regclass)
     RETURNS TABLE (rows bigint, heap_rows bigint, dead_entries bigint, bucket_pages bigint,
-                   free_pages bigint, longest_chain bigint)
+                   free_pages bigint, longest_chain bigint, partial_entries bigint)
     AS 'MODULE_PATHNAME', 'mih_check_wrapper' LANGUAGE C STRICT PARALLEL UNSAFE;
 COMMENT ON FUNCTION jdsh.mih_check(regclass) IS
     'verifies a mih index (pages, chains, entries) against its table; raises XX002 on corruption';

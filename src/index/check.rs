@@ -24,6 +24,7 @@ fn mih_check(index: PgRelation) -> TableIterator<'static, (
     name!(bucket_pages, i64),
     name!(free_pages, i64),
     name!(longest_chain, i64),
+        name!(partial_entries, i64),
 )> {
     let oid = index.oid();
     let (am, heap, column) = Spi::get_three_with_args::<String, pg_sys::Oid, String>(
@@ -82,5 +83,6 @@ fn mih_check(index: PgRelation) -> TableIterator<'static, (
         found.bucket_pages as i64,
         found.free_pages as i64,
         found.longest_chain as i64,
+        found.partial_entries as i64,
     ))
 }

@@ -71,6 +71,16 @@ pub unsafe extern "C-unwind" fn amcostestimate(
     pages: *mut f64,
 ) {
     unsafe {
+        // Without ORDER BY <~> or a radius qual the index has nothing to offer (and it cannot
+        // return column values): never a plain or index-only full scan.
+        if (*path).indexorderbys.is_null() && (*path).indexclauses.is_null() {
+            *startup = f64::INFINITY;
+            *total = f64::INFINITY;
+            *selectivity = 1.0;
+            *correlation = 0.0;
+            *pages = 0.0;
+            return;
+        }
         let mut costs = pg_sys::GenericCosts::default();
         pg_sys::genericcostestimate(root, path, loop_count, &mut costs);
         let info = (*path).indexinfo;

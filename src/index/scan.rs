@@ -153,10 +153,23 @@ fn check_length(mih: &Mih<PgStore>, nbits: u32) {
     }
 }
 
+/// `pgstat_count_index_scan`: one scan in `pg_stat_user_indexes.idx_scan`.
+unsafe fn count_scan(rel: pg_sys::Relation) {
+    unsafe {
+        if (*rel).pgstat_info.is_null() && (*rel).pgstat_enabled {
+            pg_sys::pgstat_assoc_relation(rel);
+        }
+        if !(*rel).pgstat_info.is_null() {
+            (*(*rel).pgstat_info).t_counts.t_numscans += 1;
+        }
+    }
+}
+
 unsafe fn start<'a>(scan: pg_sys::IndexScanDesc) -> &'a mut ScanState {
     unsafe {
         let st = state(scan);
         if st.search.is_none() {
+            count_scan((*scan).indexRelation);
             let plan = plan(scan, &st.mih);
             let search = Search::new(&st.mih, &plan.query, plan.radius).unwrap_or_else(|e| report(e));
             st.search = Some((plan, search));
