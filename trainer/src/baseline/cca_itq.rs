@@ -13,6 +13,7 @@
 //! 5. ITQ: one orthogonal rotation R for both modalities, learned on the stacked projections
 //!    [X W_x; Y W_y] by 50 alternations of B = sign(V R) and the orthogonal Procrustes step
 //!    (svd(B'V) = U S W', R = W U').
+//!
 //! Codes: bit k is set where the k-th coordinate of (x - mean) W R is > 0.
 //!
 //! Linear algebra runs in f64 through libtorch (tch) on the CPU.

@@ -9,7 +9,7 @@ use super::DataError;
 
 /// One parsed CSV file (header checked and dropped): the records, each with its 1-based line number.
 pub(crate) struct CsvFile {
-    pub records: Vec<(usize, Vec<String>)>,
+    pub records: Vec<Record>,
 }
 
 impl CsvFile {
@@ -39,8 +39,11 @@ impl CsvFile {
     }
 }
 
+/// A record with the line it starts on.
+type Record = (usize, Vec<String>);
+
 /// Splits CSV text into records. Errors carry the line where the problem is.
-fn parse(text: &str) -> Result<Vec<(usize, Vec<String>)>, (usize, String)> {
+fn parse(text: &str) -> Result<Vec<Record>, (usize, String)> {
     let mut out = Vec::new();
     let mut fields = Vec::new();
     let mut field = String::new();

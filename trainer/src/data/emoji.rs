@@ -98,7 +98,7 @@ impl Emoji {
 
     /// In the test split (`sort_order % 5 == 0`).
     pub fn is_test(&self) -> bool {
-        self.sort_order % 5 == 0
+        self.sort_order.is_multiple_of(5)
     }
 }
 
