@@ -32,7 +32,9 @@ impl<'a> BallRef<'a> {
             let len = pgrx::varlena::varsize_any(v);
             let radius = std::ptr::read_unaligned(base.add(pg_sys::VARHDRSZ) as *const i32);
             let nbits = std::ptr::read_unaligned(base.add(pg_sys::VARHDRSZ + 4) as *const u32);
-            if radius < 0 || !(1..=jdsh_core::MAX_BITS).contains(&nbits) || len != HEADER + code::storage_bytes(nbits)
+            if radius < 0
+                || !(1..=jdsh_core::MAX_BITS).contains(&nbits)
+                || len != HEADER + code::storage_bytes(nbits)
             {
                 raise(PgSqlErrorCode::ERRCODE_DATA_CORRUPTED, "corrupt bitball value");
             }

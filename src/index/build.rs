@@ -103,7 +103,10 @@ pub unsafe extern "C-unwind" fn ambuild(
         let n = st.tids.len() as u64;
         let params = Params::choose(nbits, n, m, fillfactor).unwrap_or_else(|e| report(e));
         pg_sys::pgstat_progress_update_param(pg_sys::PROGRESS_CREATEIDX_SUBPHASE as i32, PHASE_WRITE);
-        pg_sys::pgstat_progress_update_param(pg_sys::PROGRESS_CREATEIDX_TUPLES_TOTAL as i32, (n * params.m() as u64) as i64);
+        pg_sys::pgstat_progress_update_param(
+            pg_sys::PROGRESS_CREATEIDX_TUPLES_TOTAL as i32,
+            (n * params.m() as u64) as i64,
+        );
         let store = PgStore::new(index);
         Mih::build(store, params, &st.codes, &st.tids, |done| {
             pg_sys::pgstat_progress_update_param(pg_sys::PROGRESS_CREATEIDX_TUPLES_DONE as i32, done as i64);
@@ -114,7 +117,8 @@ pub unsafe extern "C-unwind" fn ambuild(
             let nblocks = pg_sys::RelationGetNumberOfBlocksInFork(index, pg_sys::ForkNumber::MAIN_FORKNUM);
             pg_sys::log_newpage_range(index, pg_sys::ForkNumber::MAIN_FORKNUM, 0, nblocks, true);
         }
-        let result = pg_sys::palloc0(std::mem::size_of::<pg_sys::IndexBuildResult>()) as *mut pg_sys::IndexBuildResult;
+        let result =
+            pg_sys::palloc0(std::mem::size_of::<pg_sys::IndexBuildResult>()) as *mut pg_sys::IndexBuildResult;
         (*result).heap_tuples = scanned;
         (*result).index_tuples = n as f64;
         result

@@ -10,22 +10,26 @@ use pgrx::{pg_sys, PgRelation, PgSqlErrorCode};
 use super::report;
 use crate::fmgr::raise;
 
-
 fn parse_tid(text: &str) -> Option<Tid> {
     let (b, o) = text.strip_prefix('(')?.strip_suffix(')')?.split_once(',')?;
     Some(Tid::new(b.parse().ok()?, o.parse().ok()?))
 }
 
 #[pg_extern(sql = false)]
-fn mih_check(index: PgRelation) -> TableIterator<'static, (
-    name!(rows, i64),
-    name!(heap_rows, i64),
-    name!(dead_entries, i64),
-    name!(bucket_pages, i64),
-    name!(free_pages, i64),
-    name!(longest_chain, i64),
+fn mih_check(
+    index: PgRelation,
+) -> TableIterator<
+    'static,
+    (
+        name!(rows, i64),
+        name!(heap_rows, i64),
+        name!(dead_entries, i64),
+        name!(bucket_pages, i64),
+        name!(free_pages, i64),
+        name!(longest_chain, i64),
         name!(partial_entries, i64),
-)> {
+    ),
+> {
     let oid = index.oid();
     let (am, heap, column) = Spi::get_three_with_args::<String, pg_sys::Oid, String>(
         "SELECT a.amname::text, i.indrelid, \
@@ -51,7 +55,8 @@ fn mih_check(index: PgRelation) -> TableIterator<'static, (
             .ok()
             .flatten()
             .unwrap_or_default();
-        let sql = format!("SELECT ctid::text, {column}::text FROM ONLY {qualified} WHERE {column} IS NOT NULL");
+        let sql =
+            format!("SELECT ctid::text, {column}::text FROM ONLY {qualified} WHERE {column} IS NOT NULL");
         Spi::connect(|client| {
             let rows = client
                 .select(&sql, None, &[])
@@ -60,12 +65,18 @@ fn mih_check(index: PgRelation) -> TableIterator<'static, (
                 let tid: Option<String> = row.get(1).ok().flatten();
                 let code: Option<String> = row.get(2).ok().flatten();
                 let (Some(tid), Some(code)) = (tid.as_deref().and_then(parse_tid), code) else { continue };
-                let code = Code::parse(&code).unwrap_or_else(|e| raise(PgSqlErrorCode::ERRCODE_DATA_CORRUPTED, e.to_string()));
+                let code = Code::parse(&code)
+                    .unwrap_or_else(|e| raise(PgSqlErrorCode::ERRCODE_DATA_CORRUPTED, e.to_string()));
                 let key = (tid, code.bytes().to_vec());
                 if found.entries.binary_search(&key).is_err() {
                     raise(
                         PgSqlErrorCode::ERRCODE_INDEX_CORRUPTED,
-                        format!("row ({},{}) of the table has no matching entry in index \"{}\"", tid.block, tid.offset, index.name()),
+                        format!(
+                            "row ({},{}) of the table has no matching entry in index \"{}\"",
+                            tid.block,
+                            tid.offset,
+                            index.name()
+                        ),
                     );
                 }
                 heap_rows += 1;

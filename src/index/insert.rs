@@ -25,7 +25,10 @@ pub unsafe extern "C-unwind" fn aminsert(
         let mih = open(index);
         let cb = mih.params().code_bytes();
         if code.nbits != mih.params().nbits {
-            report(jdsh_core::mih::MihError::LengthMismatch { expected: mih.params().nbits, got: code.nbits });
+            report(jdsh_core::mih::MihError::LengthMismatch {
+                expected: mih.params().nbits,
+                got: code.nbits,
+            });
         }
         mih.insert(&code.bytes[..cb], to_tid(&*heap_tid)).unwrap_or_else(|e| report(e));
     }

@@ -35,11 +35,9 @@ pub fn report(err: MihError) -> ! {
         MihError::BadSubstrings { .. } | MihError::BadLength { .. } => {
             raise(PgSqlErrorCode::ERRCODE_INVALID_PARAMETER_VALUE, err.to_string())
         }
-        MihError::Corrupt(_) => raise_with_hint(
-            PgSqlErrorCode::ERRCODE_INDEX_CORRUPTED,
-            err.to_string(),
-            "REINDEX the index.",
-        ),
+        MihError::Corrupt(_) => {
+            raise_with_hint(PgSqlErrorCode::ERRCODE_INDEX_CORRUPTED, err.to_string(), "REINDEX the index.")
+        }
     }
 }
 

@@ -78,7 +78,9 @@ impl PgStore {
 
     /// True for permanent relations: their changes go to WAL.
     pub fn needs_wal(&self) -> bool {
-        unsafe { (*(*self.rel).rd_rel).relpersistence == pg_sys::RELPERSISTENCE_PERMANENT as std::ffi::c_char }
+        unsafe {
+            (*(*self.rel).rd_rel).relpersistence == pg_sys::RELPERSISTENCE_PERMANENT as std::ffi::c_char
+        }
     }
 }
 

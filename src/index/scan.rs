@@ -38,7 +38,8 @@ pub unsafe extern "C-unwind" fn ambeginscan(
         // The executor reads the distances we report from these arrays; the AM owns them.
         if norderbys > 0 {
             let n = norderbys as usize;
-            (*scan).xs_orderbyvals = pg_sys::palloc0(n * std::mem::size_of::<pg_sys::Datum>()) as *mut pg_sys::Datum;
+            (*scan).xs_orderbyvals =
+                pg_sys::palloc0(n * std::mem::size_of::<pg_sys::Datum>()) as *mut pg_sys::Datum;
             (*scan).xs_orderbynulls = pg_sys::palloc(n) as *mut bool;
             std::ptr::write_bytes((*scan).xs_orderbynulls, 1, n);
         }
@@ -179,7 +180,10 @@ unsafe fn start<'a>(scan: pg_sys::IndexScanDesc) -> &'a mut ScanState {
 }
 
 #[pgrx::pg_guard]
-pub unsafe extern "C-unwind" fn amgettuple(scan: pg_sys::IndexScanDesc, _dir: pg_sys::ScanDirection::Type) -> bool {
+pub unsafe extern "C-unwind" fn amgettuple(
+    scan: pg_sys::IndexScanDesc,
+    _dir: pg_sys::ScanDirection::Type,
+) -> bool {
     unsafe {
         let st = start(scan);
         let Some((plan, search)) = st.search.as_mut() else { return false };

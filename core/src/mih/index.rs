@@ -1,8 +1,8 @@
 //! Build, insert, probe, vacuum and check of a Multi-Index Hashing index over a [`PageStore`].
 
 use super::layout::{
-    dir_check, dir_get, dir_init, dir_set, is_free, BlockNo, Bucket, Meta, MihError, Params, Tid,
-    BLOCK_SIZE, DIR_SLOTS_PER_PAGE, INVALID_BLOCK,
+    dir_check, dir_get, dir_init, dir_set, is_free, BlockNo, Bucket, Meta, MihError, Params, Tid, BLOCK_SIZE,
+    DIR_SLOTS_PER_PAGE, INVALID_BLOCK,
 };
 use super::store::{PageGuard, PageStore};
 
@@ -200,7 +200,14 @@ impl<S: PageStore> Mih<S> {
         Ok(None)
     }
 
-    fn insert_into_chain(&self, head: BlockNo, t: u32, b: u32, code: &[u8], tid: Tid) -> Result<(), MihError> {
+    fn insert_into_chain(
+        &self,
+        head: BlockNo,
+        t: u32,
+        b: u32,
+        code: &[u8],
+        tid: Tid,
+    ) -> Result<(), MihError> {
         let p = self.params();
         let cap = p.capacity();
         // The head's exclusive lock is the bucket lock: held until the entry is in.
@@ -229,7 +236,14 @@ impl<S: PageStore> Mih<S> {
     }
 
     /// Links a new page holding the entry after the chain's last page `tail`.
-    fn append_page(&self, tail: &mut S::Guard, t: u32, b: u32, code: &[u8], tid: Tid) -> Result<(), MihError> {
+    fn append_page(
+        &self,
+        tail: &mut S::Guard,
+        t: u32,
+        b: u32,
+        code: &[u8],
+        tid: Tid,
+    ) -> Result<(), MihError> {
         let p = self.params();
         let mut fresh = self.store.allocate();
         let blk = fresh.block();
@@ -269,7 +283,12 @@ impl<S: PageStore> Mih<S> {
     }
 
     /// Calls `visit` for every entry of table `t` (the fallback when probing would cost more).
-    pub fn scan_table(&self, heads: &[BlockNo], t: u32, visit: &mut impl FnMut(&[u8], Tid)) -> Result<(), MihError> {
+    pub fn scan_table(
+        &self,
+        heads: &[BlockNo],
+        t: u32,
+        visit: &mut impl FnMut(&[u8], Tid),
+    ) -> Result<(), MihError> {
         let p = self.params();
         let nb = p.nbuckets as usize;
         for b in 0..nb {
@@ -392,7 +411,9 @@ impl<S: PageStore> Mih<S> {
                 let mut chain = 0u64;
                 while next != INVALID_BLOCK {
                     if next >= self.store.nblocks() || next <= p.dir_pages() {
-                        return Err(MihError::Corrupt(format!("chain of table {t}, bucket {b} points to block {next}")));
+                        return Err(MihError::Corrupt(format!(
+                            "chain of table {t}, bucket {b} points to block {next}"
+                        )));
                     }
                     let g = self.store.read(next);
                     Bucket::check(g.page(), &p, t, b as u32)?;
@@ -406,10 +427,14 @@ impl<S: PageStore> Mih<S> {
                             return Err(MihError::Corrupt(format!("block {next}: entries out of order")));
                         }
                         if p.bucket(t, v) != b as u32 {
-                            return Err(MihError::Corrupt(format!("block {next}: entry in the wrong bucket")));
+                            return Err(MihError::Corrupt(format!(
+                                "block {next}: entry in the wrong bucket"
+                            )));
                         }
                         if !crate::code::padding_is_clear(p.nbits, c) {
-                            return Err(MihError::Corrupt(format!("block {next}: code with padding bits set")));
+                            return Err(MihError::Corrupt(format!(
+                                "block {next}: code with padding bits set"
+                            )));
                         }
                         last = v;
                         entries.push((tid, c.to_vec()));

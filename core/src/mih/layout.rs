@@ -275,7 +275,9 @@ impl Meta {
         let m = rd32(page, H + 8);
         let nbuckets = rd32(page, H + 12);
         if !(1..=crate::MAX_BITS).contains(&nbits) || m == 0 || m > MAX_SUBSTRINGS || nbuckets == 0 {
-            return Err(MihError::Corrupt(format!("bad meta page ({nbits} bits, m = {m}, {nbuckets} buckets)")));
+            return Err(MihError::Corrupt(format!(
+                "bad meta page ({nbits} bits, m = {m}, {nbuckets} buckets)"
+            )));
         }
         let built_rows = u64::from_le_bytes(page[H + 24..H + 32].try_into().unwrap_or([0; 8]));
         let bounds: Vec<u32> = (0..=m as usize).map(|i| rd16(page, H + 32 + 2 * i) as u32).collect();

@@ -131,7 +131,8 @@ impl Search {
         let mut candidates = 0u64;
         let mut visit = |code: &[u8], tid: Tid| {
             p.sub_distances(code, &self.qsub, scratch);
-            let seen = scratch.iter().zip(done).enumerate().any(|(i, (&d, &r))| i as u32 != t && d as i64 <= r);
+            let seen =
+                scratch.iter().zip(done).enumerate().any(|(i, (&d, &r))| i as u32 != t && d as i64 <= r);
             if !seen {
                 candidates += 1;
                 let d = hamming(code, query);

@@ -91,7 +91,8 @@ fn check_knn(nbits: u32, n: usize, centres: usize, m: Option<u32>, seed: u64) {
     let live = vec![true; n];
     let mut rng = StdRng::seed_from_u64(seed ^ 7);
     for qi in 0..12 {
-        let q = if qi % 3 == 0 { codes[rng.random_range(0..n)].clone() } else { random_code(&mut rng, nbits) };
+        let q =
+            if qi % 3 == 0 { codes[rng.random_range(0..n)].clone() } else { random_code(&mut rng, nbits) };
         for k in [1, 10, 100, n + 5] {
             assert_eq!(knn(&mih, &codes, &q, k), brute(&codes, &live, &q, k), "{nbits} bits, k = {k}");
         }
