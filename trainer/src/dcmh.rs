@@ -26,7 +26,13 @@ pub struct DcmhParams {
 
 impl Default for DcmhParams {
     fn default() -> Self {
-        DcmhParams { gamma: 1.0, eta: 1.0, lr_first: 10f64.powf(-1.5), lr_last: 1e-3, normalize_by_pairs: true }
+        DcmhParams {
+            gamma: 1.0,
+            eta: 1.0,
+            lr_first: 10f64.powf(-1.5),
+            lr_last: 1e-3,
+            normalize_by_pairs: true,
+        }
     }
 }
 
@@ -74,7 +80,8 @@ pub fn batch_loss(
     // log(1 + e^x) = softplus(x), stable for large |x|.
     let likelihood = -(s_b * &theta - theta.softplus()).sum(None::<Kind>);
     let quantization = (b_b - out_b).square().sum(None::<Kind>);
-    let balance = (out_b.sum_dim_intlist([0i64].as_slice(), false, None::<Kind>) + rest).square().sum(None::<Kind>);
+    let balance =
+        (out_b.sum_dim_intlist([0i64].as_slice(), false, None::<Kind>) + rest).square().sum(None::<Kind>);
     let mut total = &likelihood + &quantization * p.gamma + &balance * p.eta;
     if p.normalize_by_pairs {
         let pairs = (other.size()[0] * out_b.size()[0]).max(1) as f64;

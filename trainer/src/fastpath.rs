@@ -154,7 +154,8 @@ mod tests {
 
     #[test]
     fn matches_a_hand_computed_mlp() {
-        let spec = NetSpec { input: NetInput::Vector { dim: 2 }, conv_channels: vec![], hidden: vec![2], bits: 1 };
+        let spec =
+            NetSpec { input: NetInput::Vector { dim: 2 }, conv_channels: vec![], hidden: vec![2], bits: 1 };
         // fc0: [[1, 2], [-1, 1]] + [0, -1]; fc1: [[1, 3]] + [0.5].
         let values = vec![vec![1.0, 2.0, -1.0, 1.0], vec![0.0, -1.0], vec![1.0, 3.0], vec![0.5]];
         let m = FastMlp::new(&spec, &values, None).unwrap();

@@ -114,7 +114,10 @@ impl Dsdw {
         let max = finite.iter().cloned().fold(f64::NEG_INFINITY, f64::max);
         let loc = histogram_mode(&finite, min, max, 200);
         let spread = |side: &dyn Fn(f64) -> bool| {
-            let (s, n) = finite.iter().filter(|&&v| side(v)).fold((0.0, 0usize), |(s, n), v| (s + (v - loc).powi(2), n + 1));
+            let (s, n) = finite
+                .iter()
+                .filter(|&&v| side(v))
+                .fold((0.0, 0usize), |(s, n), v| (s + (v - loc).powi(2), n + 1));
             if n == 0 {
                 0.0
             } else {
@@ -154,7 +157,8 @@ fn histogram_mode(values: &[f64], min: f64, max: f64, bins: usize) -> f64 {
         let k = (((v - min) / width) as usize).min(bins - 1);
         counts[k] += 1;
     }
-    let best = counts.iter().enumerate().max_by_key(|&(k, c)| (*c, std::cmp::Reverse(k))).map_or(0, |(k, _)| k);
+    let best =
+        counts.iter().enumerate().max_by_key(|&(k, c)| (*c, std::cmp::Reverse(k))).map_or(0, |(k, _)| k);
     // The median of the values in the modal bin rather than its centre: a spike of equal values
     // (e.g. many identical similarities) then sits exactly at the location and counts on neither side.
     let mut inside: Vec<f64> =
@@ -178,7 +182,13 @@ pub struct JdshParams {
 
 impl Default for JdshParams {
     fn default() -> Self {
-        JdshParams { joint: JointWeights::MIRFLICKR, dsdw: DsdwChoice::Estimated, mu: 1.4, intra: 0.1, pairing: 1.0 }
+        JdshParams {
+            joint: JointWeights::MIRFLICKR,
+            dsdw: DsdwChoice::Estimated,
+            mu: 1.4,
+            intra: 0.1,
+            pairing: 1.0,
+        }
     }
 }
 

@@ -140,17 +140,32 @@ pub struct Model {
 
 impl Model {
     /// Assembles and validates a model (training calls this, and so does loading).
-    pub fn new(meta: ModelMeta, image_values: Vec<Vec<f32>>, text_values: Vec<Vec<f32>>) -> Result<Model, ModelError> {
+    pub fn new(
+        meta: ModelMeta,
+        image_values: Vec<Vec<f32>>,
+        text_values: Vec<Vec<f32>>,
+    ) -> Result<Model, ModelError> {
         validate_meta(&meta)?;
-        for (side, spec, values) in [("image", &meta.image_net, &image_values), ("text", &meta.text_net, &text_values)] {
+        for (side, spec, values) in
+            [("image", &meta.image_net, &image_values), ("text", &meta.text_net, &text_values)]
+        {
             let shapes = spec.param_shapes();
             if shapes.len() != values.len() {
-                return Err(ModelError::Inconsistent(format!("{side} net has {} tensors, expected {}", values.len(), shapes.len())));
+                return Err(ModelError::Inconsistent(format!(
+                    "{side} net has {} tensors, expected {}",
+                    values.len(),
+                    shapes.len()
+                )));
             }
             for ((name, shape), v) in shapes.iter().zip(values.iter()) {
-                let n = checked_product(shape).ok_or_else(|| ModelError::Inconsistent(format!("{side}.{name} is too large")))?;
+                let n = checked_product(shape)
+                    .ok_or_else(|| ModelError::Inconsistent(format!("{side}.{name} is too large")))?;
                 if n != v.len() {
-                    return Err(ModelError::Shape { name: format!("{side}.{name}"), expected: shape.clone(), found: vec![v.len()] });
+                    return Err(ModelError::Shape {
+                        name: format!("{side}.{name}"),
+                        expected: shape.clone(),
+                        found: vec![v.len()],
+                    });
                 }
                 if v.iter().any(|x| !x.is_finite()) {
                     return Err(ModelError::NonFinite(format!("{side}.{name}")));
@@ -189,9 +204,10 @@ impl Model {
     pub fn to_bytes(&self) -> Result<Vec<u8>, ModelError> {
         let json = serde_json::to_string(&self.meta).map_err(|e| ModelError::Metadata(e.to_string()))?;
         let mut raw: Vec<(String, Vec<usize>, Vec<u8>)> = Vec::new();
-        for (side, spec, values) in
-            [("image", &self.meta.image_net, &self.image_values), ("text", &self.meta.text_net, &self.text_values)]
-        {
+        for (side, spec, values) in [
+            ("image", &self.meta.image_net, &self.image_values),
+            ("text", &self.meta.text_net, &self.text_values),
+        ] {
             for ((name, shape), v) in spec.param_shapes().into_iter().zip(values.iter()) {
                 let bytes: Vec<u8> = v.iter().flat_map(|x| x.to_le_bytes()).collect();
                 raw.push((format!("{side}.{name}"), shape, bytes));
@@ -213,7 +229,8 @@ impl Model {
         let (_, header) = SafeTensors::read_metadata(bytes).map_err(|e| ModelError::Format(e.to_string()))?;
         let json = header.metadata().as_ref().and_then(|m| m.get(METADATA_KEY)).ok_or(ModelError::NotJdsh)?;
         // Read the version first, so a newer file says "version" rather than some field error.
-        let probe: serde_json::Value = serde_json::from_str(json).map_err(|e| ModelError::Metadata(e.to_string()))?;
+        let probe: serde_json::Value =
+            serde_json::from_str(json).map_err(|e| ModelError::Metadata(e.to_string()))?;
         if probe.get("format").and_then(|f| f.as_str()) != Some(FORMAT_NAME) {
             return Err(ModelError::NotJdsh);
         }
@@ -222,7 +239,8 @@ impl Model {
             Some(v) => return Err(ModelError::Version { found: v.min(u32::MAX as u64) as u32 }),
             None => return Err(ModelError::Metadata("no format version".into())),
         }
-        let meta: ModelMeta = serde_json::from_value(probe).map_err(|e| ModelError::Metadata(e.to_string()))?;
+        let meta: ModelMeta =
+            serde_json::from_value(probe).map_err(|e| ModelError::Metadata(e.to_string()))?;
         validate_meta(&meta)?;
         let st = SafeTensors::deserialize(bytes).map_err(|e| ModelError::Format(e.to_string()))?;
         let mut expected: Vec<String> = Vec::new();
@@ -235,10 +253,17 @@ impl Model {
                     return Err(ModelError::Dtype { name: full, found: format!("{:?}", view.dtype()) });
                 }
                 if view.shape() != shape.as_slice() {
-                    return Err(ModelError::Shape { name: full, expected: shape, found: view.shape().to_vec() });
+                    return Err(ModelError::Shape {
+                        name: full,
+                        expected: shape,
+                        found: view.shape().to_vec(),
+                    });
                 }
-                let values: Vec<f32> =
-                    view.data().chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect();
+                let values: Vec<f32> = view
+                    .data()
+                    .chunks_exact(4)
+                    .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+                    .collect();
                 if values.iter().any(|v| !v.is_finite()) {
                     return Err(ModelError::NonFinite(full));
                 }
@@ -257,11 +282,13 @@ impl Model {
 
     pub fn save(&self, path: &Path) -> Result<(), ModelError> {
         let bytes = self.to_bytes()?;
-        std::fs::write(path, bytes).map_err(|e| ModelError::Io { path: path.display().to_string(), source: e })
+        std::fs::write(path, bytes)
+            .map_err(|e| ModelError::Io { path: path.display().to_string(), source: e })
     }
 
     pub fn load(path: &Path) -> Result<Model, ModelError> {
-        let bytes = std::fs::read(path).map_err(|e| ModelError::Io { path: path.display().to_string(), source: e })?;
+        let bytes = std::fs::read(path)
+            .map_err(|e| ModelError::Io { path: path.display().to_string(), source: e })?;
         Model::from_bytes(&bytes)
     }
 
@@ -302,13 +329,21 @@ impl Model {
     }
 
     /// [`Model::encode_text`] through libtorch on any device (the reference the fast path matches).
-    pub fn encode_text_torch(&self, input: &TextInput, device: DeviceChoice) -> Result<Vec<Code>, EncodeError> {
+    pub fn encode_text_torch(
+        &self,
+        input: &TextInput,
+        device: DeviceChoice,
+    ) -> Result<Vec<Code>, EncodeError> {
         let m = self.meta.text_pipeline.transform(input)?;
         self.torch_codes(&self.meta.text_net, &self.text_values, &m, None, device.resolve()?)
     }
 
     /// [`Model::encode_image`] through libtorch on any device.
-    pub fn encode_image_torch(&self, input: &ImageInput, device: DeviceChoice) -> Result<Vec<Code>, EncodeError> {
+    pub fn encode_image_torch(
+        &self,
+        input: &ImageInput,
+        device: DeviceChoice,
+    ) -> Result<Vec<Code>, EncodeError> {
         let device = device.resolve()?;
         match (&self.meta.image_front, input) {
             (ImageFrontEnd::Pipeline { pipeline }, _) => {
@@ -356,7 +391,10 @@ impl Model {
             NetInput::Pixels { channels, height, width } => channels * height * width,
         };
         if m.cols != expected {
-            return Err(EncodeError::Torch(format!("input has {} columns, the net reads {expected}", m.cols)));
+            return Err(EncodeError::Torch(format!(
+                "input has {} columns, the net reads {expected}",
+                m.cols
+            )));
         }
         let run = || -> Matrix {
             tch::no_grad(|| {
@@ -369,7 +407,11 @@ impl Model {
                     if let Some(s) = pixels {
                         x = x.reshape([(end - start) as i64, 3, s as i64, s as i64]);
                     }
-                    let h = net.forward(&x.to_device(device)).to_device(Device::Cpu).to_kind(Kind::Float).contiguous();
+                    let h = net
+                        .forward(&x.to_device(device))
+                        .to_device(Device::Cpu)
+                        .to_kind(Kind::Float)
+                        .contiguous();
                     out.extend(Vec::<f32>::try_from(h.view(-1)).unwrap_or_default());
                 }
                 Matrix { rows: m.rows, cols: spec.bits, data: out }
@@ -447,12 +489,21 @@ fn validate_meta(meta: &ModelMeta) -> Result<(), ModelError> {
     let tp = &meta.text_pipeline;
     let tdim = tp.output_dim();
     if meta.text_net.input != (NetInput::Vector { dim: tdim }) {
-        return bad(format!("text pipeline gives {tdim} columns, the text net reads {:?}", meta.text_net.input));
+        return bad(format!(
+            "text pipeline gives {tdim} columns, the text net reads {:?}",
+            meta.text_net.input
+        ));
     }
     for (what, v) in [("centre", &tp.center), ("scale", &tp.scale)] {
         if let Some(v) = v {
-            if v.len() != tdim || v.iter().any(|x| !x.is_finite()) || (what == "scale" && v.iter().any(|&x| x == 0.0)) {
-                return bad(format!("text pipeline {what} has {} values (or bad ones) for {tdim} columns", v.len()));
+            if v.len() != tdim
+                || v.iter().any(|x| !x.is_finite())
+                || (what == "scale" && v.iter().any(|&x| x == 0.0))
+            {
+                return bad(format!(
+                    "text pipeline {what} has {} values (or bad ones) for {tdim} columns",
+                    v.len()
+                ));
             }
         }
     }
@@ -473,12 +524,18 @@ fn validate_meta(meta: &ModelMeta) -> Result<(), ModelError> {
             }
             let idim = pipeline.output_dim();
             if meta.image_net.input != (NetInput::Vector { dim: idim }) {
-                return bad(format!("image pipeline gives {idim} columns, the image net reads {:?}", meta.image_net.input));
+                return bad(format!(
+                    "image pipeline gives {idim} columns, the image net reads {:?}",
+                    meta.image_net.input
+                ));
             }
             for (what, v) in [("mean", &pipeline.mean), ("scale", &pipeline.scale)] {
                 if let Some(v) = v {
                     if v.len() != idim || v.iter().any(|x| !x.is_finite()) {
-                        return bad(format!("image pipeline {what} has {} values (or bad ones) for {idim} columns", v.len()));
+                        return bad(format!(
+                            "image pipeline {what} has {} values (or bad ones) for {idim} columns",
+                            v.len()
+                        ));
                     }
                 }
             }

@@ -187,7 +187,8 @@ mod tests {
     #[test]
     fn mlp_shapes_and_forward() {
         let vs = nn::VarStore::new(Device::Cpu);
-        let spec = NetSpec { input: NetInput::Vector { dim: 5 }, conv_channels: vec![], hidden: vec![7], bits: 3 };
+        let spec =
+            NetSpec { input: NetInput::Vector { dim: 5 }, conv_channels: vec![], hidden: vec![7], bits: 3 };
         let net = HashNet::new(&vs.root(), &spec, Init::Default);
         let shapes = spec.param_shapes();
         assert_eq!(shapes.len(), 4);

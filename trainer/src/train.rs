@@ -15,7 +15,9 @@ use crate::device::{DeviceChoice, DeviceError};
 use crate::eval;
 use crate::image::{decode_rgb_batch, ImageError, ImagePipeline, ImagePipelineConfig};
 use crate::jdsh::{self, CosineMap, Dsdw, DsdwChoice, JdshParams};
-use crate::model::{HoldoutMap, ImageFrontEnd, Model, ModelError, ModelMeta, TrainMetrics, FORMAT_NAME, FORMAT_VERSION};
+use crate::model::{
+    HoldoutMap, ImageFrontEnd, Model, ModelError, ModelMeta, TrainMetrics, FORMAT_NAME, FORMAT_VERSION,
+};
 use crate::nets::{jdsh_alpha, scaled_tanh, HashNet, Init, NetInput, NetSpec};
 use crate::text::{TextError, TextPipeline, TextPipelineConfig};
 
@@ -130,7 +132,14 @@ impl TrainConfig {
             Method::Jdsh => base,
             Method::Dcmh => {
                 let d = DcmhParams::default();
-                TrainConfig { epochs: 200, batch_size: 128, lr_image: d.lr_first, lr_text: d.lr_first, momentum: 0.0, ..base }
+                TrainConfig {
+                    epochs: 200,
+                    batch_size: 128,
+                    lr_image: d.lr_first,
+                    lr_text: d.lr_first,
+                    momentum: 0.0,
+                    ..base
+                }
             }
             Method::CcaItq => TrainConfig { epochs: 50, image_hidden: vec![], text_hidden: vec![], ..base },
         }
@@ -252,7 +261,12 @@ fn text_len(t: &TextInput) -> usize {
 
 fn check_matrix(m: &Matrix, modality: &'static str) -> Result<(), TrainError> {
     if m.data.len() != m.rows * m.cols || m.cols == 0 {
-        return Err(TrainError::Config(format!("{modality} matrix of {} x {} holds {} values", m.rows, m.cols, m.data.len())));
+        return Err(TrainError::Config(format!(
+            "{modality} matrix of {} x {} holds {} values",
+            m.rows,
+            m.cols,
+            m.data.len()
+        )));
     }
     match m.data.iter().position(|v| !v.is_finite()) {
         Some(k) => Err(TrainError::NonFinite { modality, row: k / m.cols, col: k % m.cols }),
@@ -386,12 +400,20 @@ impl<'a> Ticker<'a> {
         }
     }
 
-    fn step(&mut self, epoch: usize, epochs: usize, batch: usize, batches: usize, loss: f64) -> Result<(), TrainError> {
+    fn step(
+        &mut self,
+        epoch: usize,
+        epochs: usize,
+        batch: usize,
+        batches: usize,
+        loss: f64,
+    ) -> Result<(), TrainError> {
         self.steps_done += 1;
         let elapsed = self.start.elapsed();
         let left = self.steps_total.saturating_sub(self.steps_done) as f64;
         let remaining = Some(elapsed.mul_f64(left / self.steps_done as f64));
-        let e = ProgressEvent { phase: Phase::Training, epoch, epochs, batch, batches, loss, elapsed, remaining };
+        let e =
+            ProgressEvent { phase: Phase::Training, epoch, epochs, batch, batches, loss, elapsed, remaining };
         match self.progress.event(&e) {
             ControlFlow::Continue(()) => Ok(()),
             ControlFlow::Break(()) => Err(TrainError::Cancelled),
@@ -454,9 +476,14 @@ fn prepare(d: &PairedData, cfg: &TrainConfig, device: Device) -> Result<Prepared
         ImageNetKind::Cnn { channels, .. } => channels.clone(),
         ImageNetKind::Mlp => vec![],
     };
-    let image_spec = NetSpec { input: image_input, conv_channels, hidden: cfg.image_hidden.clone(), bits: cfg.bits };
-    let text_spec =
-        NetSpec { input: NetInput::Vector { dim: text_m.cols }, conv_channels: vec![], hidden: cfg.text_hidden.clone(), bits: cfg.bits };
+    let image_spec =
+        NetSpec { input: image_input, conv_channels, hidden: cfg.image_hidden.clone(), bits: cfg.bits };
+    let text_spec = NetSpec {
+        input: NetInput::Vector { dim: text_m.cols },
+        conv_channels: vec![],
+        hidden: cfg.text_hidden.clone(),
+        bits: cfg.bits,
+    };
     let mut image_in = to_tensor(&image_m, device);
     if let NetInput::Pixels { height, width, .. } = image_input {
         image_in = image_in.reshape([n as i64, 3, height as i64, width as i64]);

@@ -21,10 +21,18 @@ pub fn read_features(path: &Path) -> Result<Matrix, String> {
         }
         let row: Vec<f32> = line
             .split(',')
-            .map(|v| v.trim().parse::<f32>().map_err(|_| format!("{}:{}: bad number {v:?}", path.display(), k + 1)))
+            .map(|v| {
+                v.trim().parse::<f32>().map_err(|_| format!("{}:{}: bad number {v:?}", path.display(), k + 1))
+            })
             .collect::<Result<_, _>>()?;
         if *cols.get_or_insert(row.len()) != row.len() {
-            return Err(format!("{}:{}: {} values, earlier lines have {}", path.display(), k + 1, row.len(), cols.unwrap_or(0)));
+            return Err(format!(
+                "{}:{}: {} values, earlier lines have {}",
+                path.display(),
+                k + 1,
+                row.len(),
+                cols.unwrap_or(0)
+            ));
         }
         data.extend(row);
         rows += 1;
@@ -46,7 +54,9 @@ pub fn read_labels(path: &Path) -> Result<Labels, String> {
         let set: Vec<u32> = line
             .split(',')
             .filter(|v| !v.trim().is_empty())
-            .map(|v| v.trim().parse::<u32>().map_err(|_| format!("{}:{}: bad label {v:?}", path.display(), k + 1)))
+            .map(|v| {
+                v.trim().parse::<u32>().map_err(|_| format!("{}:{}: bad label {v:?}", path.display(), k + 1))
+            })
             .collect::<Result<_, _>>()?;
         sets.push(set);
     }
