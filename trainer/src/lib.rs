@@ -3,8 +3,8 @@
 //!
 //! This first version holds what the other modules share: where computation runs.
 
-pub mod cli;
 pub mod baseline;
+pub mod cli;
 pub mod data;
 pub mod dcmh;
 pub mod device;

@@ -66,7 +66,10 @@ fn fast_path_matches_libtorch_and_single_matches_batch() {
 }
 
 /// Rebuilds the file with the metadata JSON and tensors passed through `edit`.
-fn rewrite(bytes: &[u8], edit: impl Fn(&mut serde_json::Value, &mut Vec<(String, Vec<usize>, Vec<u8>)>)) -> Vec<u8> {
+fn rewrite(
+    bytes: &[u8],
+    edit: impl Fn(&mut serde_json::Value, &mut Vec<(String, Vec<usize>, Vec<u8>)>),
+) -> Vec<u8> {
     let st = SafeTensors::deserialize(bytes).unwrap();
     let (_, header) = SafeTensors::read_metadata(bytes).unwrap();
     let mut meta: serde_json::Value =
@@ -115,7 +118,11 @@ fn corrupt_files_are_errors() {
         w.1[0] -= 1;
         w.2.truncate(w.2.len() - row);
     });
-    assert!(matches!(Model::from_bytes(&bad_shape), Err(ModelError::Shape { .. })), "{:?}", Model::from_bytes(&bad_shape).err());
+    assert!(
+        matches!(Model::from_bytes(&bad_shape), Err(ModelError::Shape { .. })),
+        "{:?}",
+        Model::from_bytes(&bad_shape).err()
+    );
     // Metadata promising more bits than the tensors have.
     let bad_bits = rewrite(&bytes, |m, _| m["bits"] = 17.into());
     assert!(matches!(Model::from_bytes(&bad_bits), Err(ModelError::Inconsistent(_))));
@@ -141,5 +148,8 @@ fn corrupt_files_are_errors() {
     .unwrap();
     assert!(matches!(Model::from_bytes(&foreign), Err(ModelError::NotJdsh)));
     assert!(matches!(Model::from_bytes(b"hello world, not a model"), Err(ModelError::Format(_))));
-    assert!(matches!(Model::load(std::path::Path::new("/nonexistent/m.safetensors")), Err(ModelError::Io { .. })));
+    assert!(matches!(
+        Model::load(std::path::Path::new("/nonexistent/m.safetensors")),
+        Err(ModelError::Io { .. })
+    ));
 }

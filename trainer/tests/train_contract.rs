@@ -32,7 +32,10 @@ fn bad_inputs_are_errors() {
 
     let mut short = good.clone();
     short.text = TextInput::Features(Matrix::zeros(39, 5));
-    assert!(matches!(train(&short, &cfg(Method::Jdsh), &mut NoProgress), Err(TrainError::LengthMismatch { .. })));
+    assert!(matches!(
+        train(&short, &cfg(Method::Jdsh), &mut NoProgress),
+        Err(TrainError::LengthMismatch { .. })
+    ));
 
     let mut nan = good.clone();
     if let ImageInput::Features(m) = &mut nan.image {
@@ -58,10 +61,16 @@ fn bad_inputs_are_errors() {
     ));
     let mut bad_label = good.clone();
     bad_label.labels = Some(Labels { classes: 2, sets: vec![vec![5]; 40] });
-    assert!(matches!(train(&bad_label, &cfg(Method::Dcmh), &mut NoProgress), Err(TrainError::BadLabel { .. })));
+    assert!(matches!(
+        train(&bad_label, &cfg(Method::Dcmh), &mut NoProgress),
+        Err(TrainError::BadLabel { .. })
+    ));
     let mut few_labels = good.clone();
     few_labels.labels = Some(Labels { classes: 4, sets: vec![vec![0]; 10] });
-    assert!(matches!(train(&few_labels, &cfg(Method::Dcmh), &mut NoProgress), Err(TrainError::LabelCount { .. })));
+    assert!(matches!(
+        train(&few_labels, &cfg(Method::Dcmh), &mut NoProgress),
+        Err(TrainError::LabelCount { .. })
+    ));
 
     let mut zero_bits = cfg(Method::Jdsh);
     zero_bits.bits = 0;
@@ -119,7 +128,9 @@ fn progress_once_per_batch_with_estimates() {
     let steps: Vec<&ProgressEvent> = events.iter().filter(|e| e.phase == Phase::Training).collect();
     // 64 pairs / batch 32 = 2 batches per epoch, 2 epochs.
     assert_eq!(steps.len(), 4);
-    assert!(steps.iter().all(|e| e.batches == 2 && e.epochs == 2 && e.loss.is_finite() && e.remaining.is_some()));
+    assert!(steps
+        .iter()
+        .all(|e| e.batches == 2 && e.epochs == 2 && e.loss.is_finite() && e.remaining.is_some()));
     assert_eq!(steps.last().unwrap().remaining, Some(std::time::Duration::ZERO));
 }
 

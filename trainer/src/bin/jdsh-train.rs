@@ -15,7 +15,11 @@ use jdsh_trainer::jdsh::DsdwChoice;
 use jdsh_trainer::{train, DeviceChoice, Method, Model, TrainConfig};
 
 #[derive(Parser)]
-#[command(name = "jdsh-train", version, about = "Cross-modal hashing (JDSH, DCMH, CCA-ITQ): train, evaluate, encode")]
+#[command(
+    name = "jdsh-train",
+    version,
+    about = "Cross-modal hashing (JDSH, DCMH, CCA-ITQ): train, evaluate, encode"
+)]
 struct Cli {
     #[command(subcommand)]
     cmd: Cmd,
@@ -222,7 +226,10 @@ fn run_train(a: TrainArgs) -> Result<(), String> {
         a.out.display()
     );
     if let Some(h) = &m.holdout {
-        println!("held-out MAP@all ({} queries): I->T {:.4}  T->I {:.4}", h.queries, h.image_to_text, h.text_to_image);
+        println!(
+            "held-out MAP@all ({} queries): I->T {:.4}  T->I {:.4}",
+            h.queries, h.image_to_text, h.text_to_image
+        );
     }
     if let (true, Some(b)) = (a.eval, &bench) {
         let r = cli::evaluate(&model, b, &[50, 100], &[50, 100], cfg.device)?;

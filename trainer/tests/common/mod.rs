@@ -8,8 +8,10 @@ use jdsh_trainer::data::{ImageInput, Labels, Matrix, PairedData, TextInput};
 /// per-class centre, so both modalities carry the class.
 pub fn synthetic(n: usize, classes: usize, seed: u64) -> PairedData {
     let mut rng = SeededRng::new(seed);
-    let centres_i: Vec<Vec<f32>> = (0..classes).map(|_| (0..8).map(|_| rng.next_f64() as f32).collect()).collect();
-    let centres_t: Vec<Vec<f32>> = (0..classes).map(|_| (0..5).map(|_| rng.next_f64() as f32).collect()).collect();
+    let centres_i: Vec<Vec<f32>> =
+        (0..classes).map(|_| (0..8).map(|_| rng.next_f64() as f32).collect()).collect();
+    let centres_t: Vec<Vec<f32>> =
+        (0..classes).map(|_| (0..5).map(|_| rng.next_f64() as f32).collect()).collect();
     let (mut img, mut txt, mut sets) = (Vec::new(), Vec::new(), Vec::new());
     for i in 0..n {
         let c = i % classes;
