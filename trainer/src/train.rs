@@ -358,7 +358,8 @@ fn select_text(t: &TextInput, idx: &[usize]) -> TextInput {
     }
 }
 
-pub(crate) fn select_pairs(d: &PairedData, idx: &[usize]) -> PairedData {
+/// The pairs at `idx`, in that order.
+pub fn select_pairs(d: &PairedData, idx: &[usize]) -> PairedData {
     PairedData {
         image: select_image(&d.image, idx),
         text: select_text(&d.text, idx),
@@ -693,10 +694,17 @@ fn train_dcmh(
     let (vs_i, vs_t) = (nn::VarStore::new(device), nn::VarStore::new(device));
     let image_net = HashNet::new(&vs_i.root(), &p.image_spec, init);
     let text_net = HashNet::new(&vs_t.root(), &p.text_spec, init);
-    let sgd = nn::Sgd { momentum: cfg.momentum, dampening: 0.0, wd: cfg.weight_decay, nesterov: false };
     let internal = |e: tch::TchError| TrainError::Internal(e.to_string());
-    let mut opt_i = sgd.build(&vs_i, cfg.lr_image).map_err(internal)?;
-    let mut opt_t = sgd.build(&vs_t, cfg.lr_text).map_err(internal)?;
+    let (mut opt_i, mut opt_t) = if cfg.dcmh.adam {
+        let adam = nn::Adam { wd: cfg.weight_decay, ..Default::default() };
+        (
+            adam.build(&vs_i, cfg.lr_image).map_err(internal)?,
+            adam.build(&vs_t, cfg.lr_text).map_err(internal)?,
+        )
+    } else {
+        let sgd = nn::Sgd { momentum: cfg.momentum, dampening: 0.0, wd: cfg.weight_decay, nesterov: false };
+        (sgd.build(&vs_i, cfg.lr_image).map_err(internal)?, sgd.build(&vs_t, cfg.lr_text).map_err(internal)?)
+    };
     let n = p.n as i64;
     let c = cfg.bits as i64;
     let opts = (Kind::Float, device);
@@ -731,7 +739,10 @@ fn train_dcmh(
                         - mine.index_select(0, &idx).sum_dim_intlist([0i64].as_slice(), false, Kind::Float)
                 });
                 let l = dcmh::batch_loss(&out, other, &s_b, &b_b, &rest, &cfg.dcmh);
-                opt.backward_step(&l.total);
+                match cfg.dcmh.clip_norm {
+                    Some(max) => opt.backward_step_clip_norm(&l.total, max),
+                    None => opt.backward_step(&l.total),
+                }
                 tch::no_grad(|| {
                     let _ = mine.index_copy_(0, &idx, &out.detach());
                 });
@@ -744,6 +755,46 @@ fn train_dcmh(
     Ok((image_net.values(), text_net.values(), None, last, cfg.epochs))
 }
 
-fn train_cca_itq(_p: &Prepared, _cfg: &TrainConfig, _ticker: &mut Ticker<'_>) -> Result<Trained, TrainError> {
-    Err(TrainError::Config("cca-itq is not available yet".into()))
+/// CCA-ITQ (T1's baseline) on the pipeline outputs, stored as a net without hidden layers:
+/// `h = W x + b` with `W = (projection * rotation)^T` and `b = -mean * projection * rotation`, so
+/// the model file, the encoders and the fast path are the same as for the deep methods.
+fn train_cca_itq(p: &Prepared, cfg: &TrainConfig, ticker: &mut Ticker<'_>) -> Result<Trained, TrainError> {
+    if p.image_spec.is_cnn() || !p.image_spec.hidden.is_empty() || !p.text_spec.hidden.is_empty() {
+        return Err(TrainError::Config("cca-itq is linear: no CNN and no hidden layers".into()));
+    }
+    let to_matrix = |t: &Tensor| -> Matrix {
+        let t = t.to_device(Device::Cpu).to_kind(Kind::Float).contiguous();
+        let (rows, cols) = (t.size()[0] as usize, t.size()[1] as usize);
+        Matrix { rows, cols, data: Vec::<f32>::try_from(t.view(-1)).unwrap_or_default() }
+    };
+    let (x, y) = (to_matrix(&p.image_in), to_matrix(&p.text_in));
+    ticker.steps_total = 1;
+    let model = crate::baseline::cca_itq::CcaItq::fit(&x, &y, cfg.bits, cfg.seed)
+        .map_err(|e| TrainError::Internal(format!("cca-itq: {e}")))?;
+    ticker.step(0, 1, 0, 1, f64::NAN)?;
+    let linear = |proj: &Matrix, mean: &[f32]| -> Vec<Vec<f32>> {
+        let (d, c) = (proj.rows, model.rotation.cols);
+        // pr = proj (d x k) * rotation (k x c), in f64.
+        let mut pr = vec![0f64; d * c];
+        for i in 0..d {
+            for k in 0..proj.cols {
+                let a = proj.row(i)[k] as f64;
+                for j in 0..c {
+                    pr[i * c + j] += a * model.rotation.row(k)[j] as f64;
+                }
+            }
+        }
+        let weight: Vec<f32> = (0..c * d).map(|o| pr[(o % d) * c + o / d] as f32).collect();
+        let bias: Vec<f32> = (0..c)
+            .map(|j| {
+                -(0..d).map(|i| mean.get(i).copied().unwrap_or(0.0) as f64 * pr[i * c + j]).sum::<f64>()
+                    as f32
+            })
+            .collect();
+        vec![weight, bias]
+    };
+    let image = linear(&model.image_projection, &model.image_mean);
+    let text = linear(&model.text_projection, &model.text_mean);
+    // No loss to report (and NaN would not survive the JSON metadata).
+    Ok((image, text, None, 0.0, 1))
 }

@@ -33,6 +33,25 @@ enum Cmd {
     Eval(EvalArgs),
     /// Encode images or texts with a model: one code per line, hexadecimal (x...).
     Encode(EncodeArgs),
+    /// Encoding throughput, batched and one item per call, of a model on synthetic bag-of-words
+    /// data (a model is trained on it first when --model is not given).
+    BenchEncode(BenchArgs),
+}
+
+#[derive(Args)]
+struct BenchArgs {
+    #[arg(long)]
+    model: Option<PathBuf>,
+    #[arg(long, default_value_t = 20000)]
+    items: usize,
+    #[arg(long, default_value_t = 2000)]
+    vocab: usize,
+    #[arg(long, default_value_t = 64)]
+    bits: usize,
+    #[arg(long, default_value_t = 1024)]
+    hidden: usize,
+    #[arg(long, default_value = "cpu")]
+    device: DeviceChoice,
 }
 
 #[derive(Args)]
@@ -80,6 +99,18 @@ struct TrainArgs {
     /// JDSH joint-matrix weights a,b,l (default 0.5,0.1,0.4).
     #[arg(long, value_delimiter = ',')]
     joint: Option<Vec<f64>>,
+    /// DCMH: Adam instead of the paper's plain SGD.
+    #[arg(long)]
+    adam: bool,
+    /// DCMH: weight similar pairs by #dissimilar/#similar (for data with many single-label classes).
+    #[arg(long)]
+    balance_pairs: bool,
+    /// DCMH: weight of the quantisation term.
+    #[arg(long)]
+    gamma: Option<f64>,
+    /// DCMH: gradient-norm clip per step (0 = none).
+    #[arg(long)]
+    clip: Option<f64>,
     #[arg(long, default_value_t = 1)]
     seed: u64,
     #[arg(long, default_value = "auto")]
@@ -145,6 +176,7 @@ fn main() -> ExitCode {
         Cmd::Train(a) => run_train(a),
         Cmd::Eval(a) => run_eval(a),
         Cmd::Encode(a) => run_encode(a),
+        Cmd::BenchEncode(a) => run_bench(a),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -196,6 +228,14 @@ fn run_train(a: TrainArgs) -> Result<(), String> {
     if let Some(j) = &a.joint {
         let [a, b, l] = j.as_slice() else { return Err("--joint takes three numbers a,b,l".into()) };
         cfg.jdsh.joint = jdsh_trainer::jdsh::JointWeights { a: *a, b: *b, l: *l };
+    }
+    cfg.dcmh.adam = a.adam;
+    cfg.dcmh.balance_pairs = a.balance_pairs;
+    if let Some(g) = a.gamma {
+        cfg.dcmh.gamma = g;
+    }
+    if let Some(c) = a.clip {
+        cfg.dcmh.clip_norm = (c > 0.0).then_some(c);
     }
     cfg.seed = a.seed;
     cfg.device = a.device;
@@ -295,5 +335,36 @@ fn run_encode(a: EncodeArgs) -> Result<(), String> {
         out.push('\n');
     }
     print!("{out}");
+    Ok(())
+}
+
+fn run_bench(a: BenchArgs) -> Result<(), String> {
+    let data = cli::synthetic_bow(a.items, a.vocab, 7);
+    let model = match &a.model {
+        Some(p) => Model::load(p).map_err(|e| e.to_string())?,
+        None => {
+            let mut cfg = TrainConfig::defaults(Method::Jdsh, a.bits);
+            cfg.epochs = 1;
+            cfg.image_hidden = vec![a.hidden];
+            cfg.text_hidden = vec![a.hidden];
+            cfg.device = DeviceChoice::Cpu;
+            let sub: Vec<usize> = (0..a.items.min(4000)).collect();
+            let train_data = jdsh_trainer::train::select_pairs(&data, &sub);
+            train(&train_data, &cfg, &mut jdsh_trainer::train::NoProgress).map_err(|e| e.to_string())?
+        }
+    };
+    let t = cli::encode_throughput(&model, &data, a.device)?;
+    println!(
+        "{} items, {} bits, hidden {:?}, vocabulary {}: text batched {:.0}/s, one per call {:.0}/s; \
+         image (128-d features) batched {:.0}/s, one per call {:.0}/s",
+        t.items,
+        model.bits(),
+        model.meta().text_net.hidden,
+        model.meta().text_pipeline.output_dim(),
+        t.text_batched,
+        t.text_single,
+        t.image_batched,
+        t.image_single
+    );
     Ok(())
 }

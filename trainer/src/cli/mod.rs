@@ -142,3 +142,91 @@ pub fn evaluate(
         encode_seconds,
     })
 }
+
+/// Items per second of [`Model::encode_text`] / [`Model::encode_image`], in one call for the whole
+/// batch and one call per item (the database's per-row path).
+#[derive(Debug, Clone, Serialize)]
+pub struct Throughput {
+    pub items: usize,
+    pub text_batched: f64,
+    pub text_single: f64,
+    pub image_batched: f64,
+    pub image_single: f64,
+}
+
+fn per_second(items: usize, f: impl FnOnce() -> Result<(), String>) -> Result<f64, String> {
+    let t0 = std::time::Instant::now();
+    f()?;
+    Ok(items as f64 / t0.elapsed().as_secs_f64().max(1e-9))
+}
+
+/// Measures encoding throughput on `data` (on the CPU fast path when `device` is the CPU).
+pub fn encode_throughput(
+    model: &Model,
+    data: &PairedData,
+    device: DeviceChoice,
+) -> Result<Throughput, String> {
+    use crate::data::{ImageInput, TextInput};
+    let n = match &data.text {
+        TextInput::Raw(t) => t.len(),
+        TextInput::Features(m) => m.rows,
+    };
+    let err = |e: crate::model::EncodeError| e.to_string();
+    let text_batched = per_second(n, || model.encode_text(&data.text, device).map(drop).map_err(err))?;
+    let text_single = per_second(n, || {
+        for i in 0..n {
+            let one = match &data.text {
+                TextInput::Raw(t) => TextInput::Raw(vec![t[i].clone()]),
+                TextInput::Features(m) => TextInput::Features(m.select(&[i])),
+            };
+            model.encode_text(&one, device).map_err(err)?;
+        }
+        Ok(())
+    })?;
+    let image_batched = per_second(n, || model.encode_image(&data.image, device).map(drop).map_err(err))?;
+    let image_single = per_second(n, || {
+        for i in 0..n {
+            let one = match &data.image {
+                ImageInput::Features(m) => ImageInput::Features(m.select(&[i])),
+                ImageInput::Encoded(v) => ImageInput::Encoded(vec![v[i].clone()]),
+            };
+            model.encode_image(&one, device).map_err(err)?;
+        }
+        Ok(())
+    })?;
+    Ok(Throughput { items: n, text_batched, text_single, image_batched, image_single })
+}
+
+/// A synthetic bag-of-words data set for throughput measurements: `n` texts of 8 words drawn from
+/// a `vocab`-word vocabulary (Zipf-like), paired with 128-d non-negative image features.
+pub fn synthetic_bow(n: usize, vocab: usize, seed: u64) -> PairedData {
+    use crate::data::rng::SeededRng;
+    use crate::data::{ImageInput, Labels, Matrix, TextInput};
+    let mut rng = SeededRng::new(seed);
+    let mut texts = Vec::with_capacity(n);
+    let mut img = Vec::with_capacity(n * 128);
+    let mut sets = Vec::with_capacity(n);
+    for i in 0..n {
+        let class = i % 10;
+        let words: Vec<String> = (0..8)
+            .map(|k| {
+                // Half the words carry the class, the rest are skewed towards frequent words.
+                let w = if k % 2 == 0 {
+                    class * (vocab / 10) + rng.below((vocab / 10) as u64) as usize
+                } else {
+                    let u = rng.next_f64();
+                    ((u * u) * vocab as f64) as usize
+                };
+                format!("w{w}")
+            })
+            .collect();
+        texts.push(words.join(" "));
+        img.extend((0..128).map(|d| (rng.next_f64() as f32) * if d % 10 == class { 2.0 } else { 1.0 }));
+        sets.push(vec![class as u32]);
+    }
+    PairedData {
+        image: ImageInput::Features(Matrix::new(n, 128, img)),
+        text: TextInput::Raw(texts),
+        labels: Some(Labels { classes: 10, sets }),
+    }
+}
