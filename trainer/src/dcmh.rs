@@ -111,7 +111,7 @@ pub fn batch_loss(
     let mut total = &likelihood + &quantization * p.gamma + &balance * p.eta;
     if p.normalize_by_pairs {
         let pairs = (other.size()[0] * out_b.size()[0]).max(1) as f64;
-        total = total / pairs;
+        total /= pairs;
     }
     DcmhLoss { total, likelihood, quantization, balance }
 }

@@ -38,7 +38,7 @@ impl FastMlp {
     /// for a CNN. `fold`, when given, bakes input centring and scaling into the first layer so the
     /// forward can take raw (e.g. sparse, uncentred) inputs.
     pub fn new(spec: &NetSpec, values: &[Vec<f32>], fold: Option<Fold<'_>>) -> Option<FastMlp> {
-        if spec.is_cnn() || values.len() < 2 || values.len() % 2 != 0 {
+        if spec.is_cnn() || values.len() < 2 || !values.len().is_multiple_of(2) {
             return None;
         }
         let (w0, b0) = (&values[0], &values[1]);

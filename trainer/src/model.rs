@@ -496,10 +496,7 @@ fn validate_meta(meta: &ModelMeta) -> Result<(), ModelError> {
     }
     for (what, v) in [("centre", &tp.center), ("scale", &tp.scale)] {
         if let Some(v) = v {
-            if v.len() != tdim
-                || v.iter().any(|x| !x.is_finite())
-                || (what == "scale" && v.iter().any(|&x| x == 0.0))
-            {
+            if v.len() != tdim || v.iter().any(|x| !x.is_finite()) || (what == "scale" && v.contains(&0.0)) {
                 return bad(format!(
                     "text pipeline {what} has {} values (or bad ones) for {tdim} columns",
                     v.len()

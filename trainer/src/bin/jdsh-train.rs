@@ -28,7 +28,7 @@ struct Cli {
 #[derive(Subcommand)]
 enum Cmd {
     /// Train a model on a named data set or on files, and save it.
-    Train(TrainArgs),
+    Train(Box<TrainArgs>),
     /// MAP@all, MAP@k, P@k and the PR curve of a model on a data set's test protocol.
     Eval(EvalArgs),
     /// Encode images or texts with a model: one code per line, hexadecimal (x...).
@@ -173,7 +173,7 @@ struct EncodeArgs {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.cmd {
-        Cmd::Train(a) => run_train(a),
+        Cmd::Train(a) => run_train(*a),
         Cmd::Eval(a) => run_eval(a),
         Cmd::Encode(a) => run_encode(a),
         Cmd::BenchEncode(a) => run_bench(a),
@@ -271,8 +271,8 @@ fn run_train(a: TrainArgs) -> Result<(), String> {
             h.queries, h.image_to_text, h.text_to_image
         );
     }
-    if let (true, Some(b)) = (a.eval, &bench) {
-        let r = cli::evaluate(&model, b, &[50, 100], &[50, 100], cfg.device)?;
+    if let (true, Some(name)) = (a.eval, &a.data.dataset) {
+        let r = cli::evaluate_named(&model, name, 0, &[50, 100], &[50, 100], cfg.device)?;
         print_report(&r);
     }
     Ok(())
@@ -292,8 +292,7 @@ fn print_report(r: &cli::EvalReport) {
 
 fn run_eval(a: EvalArgs) -> Result<(), String> {
     let model = Model::load(&a.model).map_err(|e| e.to_string())?;
-    let bench = cli::load_dataset(&a.dataset, a.seed)?;
-    let r = cli::evaluate(&model, &bench, &a.k, &a.k, a.device)?;
+    let r = cli::evaluate_named(&model, &a.dataset, a.seed, &a.k, &a.k, a.device)?;
     if a.json {
         println!("{}", serde_json::to_string_pretty(&r).map_err(|e| e.to_string())?);
     } else {

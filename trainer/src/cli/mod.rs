@@ -17,7 +17,7 @@ use crate::model::Model;
 use crate::train::{Phase, Progress, ProgressEvent};
 
 /// Data sets the CLI knows by name.
-pub const DATASETS: &str = "wikipedia, mirflickr";
+pub const DATASETS: &str = "wikipedia, mirflickr, emoji";
 
 /// Loads a benchmark by name from the shared data folder (`$JDSH_DATA` or `../shared/data`).
 pub fn load_dataset(name: &str, seed: u64) -> Result<Benchmark, String> {
@@ -25,8 +25,62 @@ pub fn load_dataset(name: &str, seed: u64) -> Result<Benchmark, String> {
     match name {
         "wikipedia" => data::wikipedia::load(&root.join("wikipedia")).map_err(|e| e.to_string()),
         "mirflickr" => mirflickr_two_views(&root, seed),
+        "emoji" => emoji_set()?.benchmark(data::emoji::LabelLevel::Subcategory).map_err(|e| e.to_string()),
         _ => Err(format!("unknown dataset \"{name}\": use one of {DATASETS}")),
     }
+}
+
+fn emoji_set() -> Result<data::emoji::EmojiSet, String> {
+    data::emoji::load(&data::emoji_dir())
+        .map_err(|e| format!("{e} (run scripts/fetch-emoji.sh to download the emoji packages)"))
+}
+
+/// Evaluates on a named data set with its own protocol: for emoji the data card's exact one
+/// (unseen vendor, subcategory relevance), else the benchmark's query/retrieval split.
+pub fn evaluate_named(
+    model: &Model,
+    name: &str,
+    seed: u64,
+    map_ks: &[usize],
+    precision_ks: &[usize],
+    device: DeviceChoice,
+) -> Result<EvalReport, String> {
+    if name != "emoji" {
+        return evaluate(model, &load_dataset(name, seed)?, map_ks, precision_ks, device);
+    }
+    let proto = emoji_set()?.protocol(data::emoji::LabelLevel::Subcategory).map_err(|e| e.to_string())?;
+    let t0 = std::time::Instant::now();
+    let s = |e: crate::model::EncodeError| e.to_string();
+    let (i2t, t2i) = (&proto.image_to_text, &proto.text_to_image);
+    let qi = model.encode_image(&i2t.query, device).map_err(s)?;
+    let rt = model.encode_text(&i2t.retrieval, device).map_err(s)?;
+    let qt = model.encode_text(&t2i.query, device).map_err(s)?;
+    let ri = model.encode_image(&t2i.retrieval, device).map_err(s)?;
+    let encode_seconds = t0.elapsed().as_secs_f64();
+    let e = |e: eval::EvalError| e.to_string();
+    Ok(EvalReport {
+        dataset: "emoji (unseen vendor facebook, subcategory)".into(),
+        bits: model.bits(),
+        image_to_text: eval::evaluate_codes(
+            &qi,
+            &rt,
+            &i2t.query_labels,
+            &i2t.retrieval_labels,
+            map_ks,
+            precision_ks,
+        )
+        .map_err(e)?,
+        text_to_image: eval::evaluate_codes(
+            &qt,
+            &ri,
+            &t2i.query_labels,
+            &t2i.retrieval_labels,
+            map_ks,
+            precision_ks,
+        )
+        .map_err(e)?,
+        encode_seconds,
+    })
 }
 
 /// MIRFlickr has no image features here (data card, section 2), so the benchmark pairs two
