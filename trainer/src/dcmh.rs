@@ -33,7 +33,8 @@ pub struct DcmhParams {
     /// Weight the similar pairs of each batch by (#dissimilar / #similar), so that with many
     /// single-label classes (90 % dissimilar pairs on Wikipedia) the likelihood is not minimised by
     /// shrinking every output to 0 (theta = 0 for all pairs). Not in the paper (MIRFlickr's
-    /// multi-labels give about half similar pairs); off reproduces the paper's objective.
+    /// multi-labels give about half similar pairs, where the weight is ~1). `TrainConfig::defaults`
+    /// turns it on; off reproduces the paper's objective exactly.
     #[serde(default)]
     pub balance_pairs: bool,
 }

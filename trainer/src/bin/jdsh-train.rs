@@ -102,9 +102,9 @@ struct TrainArgs {
     /// DCMH: Adam instead of the paper's plain SGD.
     #[arg(long)]
     adam: bool,
-    /// DCMH: weight similar pairs by #dissimilar/#similar (for data with many single-label classes).
-    #[arg(long)]
-    balance_pairs: bool,
+    /// DCMH: weight similar pairs by #dissimilar/#similar: on (default) or off (the paper's objective).
+    #[arg(long, default_value = "on")]
+    balance_pairs: String,
     /// DCMH: weight of the quantisation term.
     #[arg(long)]
     gamma: Option<f64>,
@@ -230,7 +230,11 @@ fn run_train(a: TrainArgs) -> Result<(), String> {
         cfg.jdsh.joint = jdsh_trainer::jdsh::JointWeights { a: *a, b: *b, l: *l };
     }
     cfg.dcmh.adam = a.adam;
-    cfg.dcmh.balance_pairs = a.balance_pairs;
+    cfg.dcmh.balance_pairs = match a.balance_pairs.as_str() {
+        "on" => true,
+        "off" => false,
+        other => return Err(format!("--balance-pairs takes on or off, not {other:?}")),
+    };
     if let Some(g) = a.gamma {
         cfg.dcmh.gamma = g;
     }
