@@ -359,7 +359,7 @@ fn run_bench(a: BenchArgs) -> Result<(), String> {
     let t = cli::encode_throughput(&model, &data, a.device)?;
     println!(
         "{} items, {} bits, hidden {:?}, vocabulary {}: text batched {:.0}/s, one per call {:.0}/s; \
-         image (128-d features) batched {:.0}/s, one per call {:.0}/s",
+         image (128-d features) batched {:.0}/s, one per call {:.0}/s; text one per call through libtorch {:.0}/s",
         t.items,
         model.bits(),
         model.meta().text_net.hidden,
@@ -367,7 +367,8 @@ fn run_bench(a: BenchArgs) -> Result<(), String> {
         t.text_batched,
         t.text_single,
         t.image_batched,
-        t.image_single
+        t.image_single,
+        t.text_single_torch
     );
     Ok(())
 }

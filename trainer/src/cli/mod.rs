@@ -206,6 +206,8 @@ pub struct Throughput {
     pub text_single: f64,
     pub image_batched: f64,
     pub image_single: f64,
+    /// One call per item through libtorch instead of the fast path (over at most 2,000 items).
+    pub text_single_torch: f64,
 }
 
 fn per_second(items: usize, f: impl FnOnce() -> Result<(), String>) -> Result<f64, String> {
@@ -248,7 +250,18 @@ pub fn encode_throughput(
         }
         Ok(())
     })?;
-    Ok(Throughput { items: n, text_batched, text_single, image_batched, image_single })
+    let m = n.min(2000);
+    let text_single_torch = per_second(m, || {
+        for i in 0..m {
+            let one = match &data.text {
+                TextInput::Raw(t) => TextInput::Raw(vec![t[i].clone()]),
+                TextInput::Features(f) => TextInput::Features(f.select(&[i])),
+            };
+            model.encode_text_torch(&one, DeviceChoice::Cpu).map_err(err)?;
+        }
+        Ok(())
+    })?;
+    Ok(Throughput { items: n, text_batched, text_single, image_batched, image_single, text_single_torch })
 }
 
 /// A synthetic bag-of-words data set for throughput measurements: `n` texts of 8 words drawn from
