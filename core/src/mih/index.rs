@@ -190,13 +190,7 @@ impl<S: PageStore> Mih<S> {
         if head != INVALID_BLOCK {
             return Ok(Some(head)); // another backend created it meanwhile
         }
-        let mut fresh = self.store.allocate();
-        let blk = fresh.block();
-        self.store.modify(&mut [&mut d, &mut fresh], |pages| {
-            Bucket::init(pages[1], t, b);
-            Bucket::insert(pages[1], p, t, code, tid);
-            dir_set(pages[0], slot, blk);
-        });
+        self.add_page(&mut d, t, b, code, tid, |dir, blk| dir_set(dir, slot, blk))?;
         Ok(None)
     }
 
@@ -209,48 +203,42 @@ impl<S: PageStore> Mih<S> {
         tid: Tid,
     ) -> Result<(), MihError> {
         let p = self.params();
-        let cap = p.capacity();
         // The head's exclusive lock is the bucket lock: held until the entry is in.
         let mut h = self.store.write(head);
-        Bucket::check(h.page(), p, t, b)?;
-        if Bucket::count(h.page()) < cap {
-            self.store.modify(&mut [&mut h], |pg| Bucket::insert(pg[0], p, t, code, tid));
-            return Ok(());
-        }
-        let mut next = Bucket::next(h.page());
-        if next == INVALID_BLOCK {
-            return self.append_page(&mut h, t, b, code, tid);
-        }
+        let mut tail: Option<S::Guard> = None;
         loop {
-            let mut g = self.store.write(next);
+            let g = tail.as_mut().unwrap_or(&mut h);
             Bucket::check(g.page(), p, t, b)?;
-            if Bucket::count(g.page()) < cap {
-                self.store.modify(&mut [&mut g], |pg| Bucket::insert(pg[0], p, t, code, tid));
+            if Bucket::count(g.page()) < p.capacity() {
+                self.store.modify(&mut [g], |pg| Bucket::insert(pg[0], p, t, code, tid));
                 return Ok(());
             }
-            next = Bucket::next(g.page());
+            let next = Bucket::next(g.page());
             if next == INVALID_BLOCK {
-                return self.append_page(&mut g, t, b, code, tid);
+                return self.add_page(g, t, b, code, tid, Bucket::set_next);
             }
+            tail = Some(self.store.write(next));
         }
     }
 
-    /// Links a new page holding the entry after the chain's last page `tail`.
-    fn append_page(
+    /// A new bucket page of (t, b) holding the entry, made reachable by `link(before, block)` in
+    /// the same WAL record: the chain's last page (`Bucket::set_next`) or the directory page.
+    fn add_page(
         &self,
-        tail: &mut S::Guard,
+        before: &mut S::Guard,
         t: u32,
         b: u32,
         code: &[u8],
         tid: Tid,
+        link: impl FnOnce(&mut [u8], BlockNo),
     ) -> Result<(), MihError> {
         let p = self.params();
         let mut fresh = self.store.allocate();
         let blk = fresh.block();
-        self.store.modify(&mut [tail, &mut fresh], |pages| {
+        self.store.modify(&mut [before, &mut fresh], |pages| {
             Bucket::init(pages[1], t, b);
             Bucket::insert(pages[1], p, t, code, tid);
-            Bucket::set_next(pages[0], blk);
+            link(pages[0], blk);
         });
         Ok(())
     }
@@ -266,20 +254,7 @@ impl<S: PageStore> Mih<S> {
         let p = self.params();
         let b = p.bucket(t, value);
         let head = heads[t as usize * p.nbuckets as usize + b as usize];
-        if head == INVALID_BLOCK {
-            return Ok(());
-        }
-        let h = self.store.read(head);
-        Bucket::check(h.page(), p, t, b)?;
-        probe_page(h.page(), p, t, value, visit);
-        let mut next = Bucket::next(h.page());
-        while next != INVALID_BLOCK {
-            let g = self.store.read(next);
-            Bucket::check(g.page(), p, t, b)?;
-            probe_page(g.page(), p, t, value, visit);
-            next = Bucket::next(g.page());
-        }
-        Ok(())
+        self.read_chain(head, t, b, |page| probe_page(page, p, t, value, visit))
     }
 
     /// Calls `visit` for every entry of table `t` (the fallback when probing would cost more).
@@ -292,26 +267,32 @@ impl<S: PageStore> Mih<S> {
         let p = self.params();
         let nb = p.nbuckets as usize;
         for b in 0..nb {
-            let mut next = heads[t as usize * nb + b];
-            if next == INVALID_BLOCK {
-                continue;
-            }
-            // The head stays locked while its chain is read (the bucket lock).
-            let h = self.store.read(next);
-            let mut g: Option<S::Guard> = None;
-            loop {
-                let page = g.as_ref().unwrap_or(&h).page();
-                Bucket::check(page, p, t, b as u32)?;
+            self.read_chain(heads[t as usize * nb + b], t, b as u32, |page| {
                 for i in 0..Bucket::count(page) {
                     let (c, tid) = Bucket::entry(page, p, i);
                     visit(c, tid);
                 }
-                next = Bucket::next(page);
-                if next == INVALID_BLOCK {
-                    break;
-                }
-                g = Some(self.store.read(next));
-            }
+            })?;
+        }
+        Ok(())
+    }
+
+    /// Calls `f` on every page of the chain of (t, b) starting at `head` (none when the bucket is
+    /// empty), each checked. The head's shared lock, the bucket lock, is held throughout.
+    fn read_chain(&self, head: BlockNo, t: u32, b: u32, mut f: impl FnMut(&[u8])) -> Result<(), MihError> {
+        if head == INVALID_BLOCK {
+            return Ok(());
+        }
+        let p = self.params();
+        let h = self.store.read(head);
+        Bucket::check(h.page(), p, t, b)?;
+        f(h.page());
+        let mut next = Bucket::next(h.page());
+        while next != INVALID_BLOCK {
+            let g = self.store.read(next);
+            Bucket::check(g.page(), p, t, b)?;
+            f(g.page());
+            next = Bucket::next(g.page());
         }
         Ok(())
     }

@@ -17,7 +17,7 @@
 //! 0 once instead, which finds every remaining row (uniform random codes at large distances).
 
 use super::index::Mih;
-use super::layout::{BlockNo, MihError, Tid};
+use super::layout::{BlockNo, MihError, Params, Tid};
 use super::probe::{binomial, for_each_at_distance};
 use super::store::PageStore;
 use crate::code::hamming;
@@ -125,26 +125,11 @@ impl Search {
         }
         let mut failure = None;
         let qsub = self.qsub[t as usize];
-        // Split borrows: the visitor needs the query and the result lists, not `self`.
-        let (query, done, found, scratch, max_dist) =
-            (&self.query, &self.done, &mut self.found, &mut self.scratch, self.max_dist);
-        let mut candidates = 0u64;
-        let mut visit = |code: &[u8], tid: Tid| {
-            p.sub_distances(code, &self.qsub, scratch);
-            let seen =
-                scratch.iter().zip(done).enumerate().any(|(i, (&d, &r))| i as u32 != t && d as i64 <= r);
-            if !seen {
-                candidates += 1;
-                let d = hamming(code, query);
-                if d <= max_dist {
-                    found[d as usize].push(tid);
-                }
-            }
-        };
+        let (mut verify, heads) = self.verifier(p);
         let mut nprobes = 0u64;
         for_each_at_distance(qsub, bits, shell, |v| {
             nprobes += 1;
-            match mih.probe(&self.heads, t, v, &mut visit) {
+            match mih.probe(heads, t, v, &mut |code, tid| verify.visit(code, tid)) {
                 Ok(()) => true,
                 Err(e) => {
                     failure = Some(e);
@@ -152,6 +137,7 @@ impl Search {
                 }
             }
         });
+        let candidates = verify.candidates;
         if let Some(e) = failure {
             return Err(e);
         }
@@ -165,24 +151,57 @@ impl Search {
 
     /// Reads all of table 0, keeping the rows no probe has found yet.
     fn read_everything<S: PageStore>(&mut self, mih: &Mih<S>) -> Result<(), MihError> {
-        let p = mih.params();
-        let (query, done, found, scratch, max_dist) =
-            (&self.query, &self.done, &mut self.found, &mut self.scratch, self.max_dist);
-        let qsub = &self.qsub;
-        let mut candidates = 0u64;
-        mih.scan_table(&self.heads, 0, &mut |code: &[u8], tid: Tid| {
-            p.sub_distances(code, qsub, scratch);
-            if scratch.iter().zip(done).all(|(&d, &r)| d as i64 > r) {
-                candidates += 1;
-                let d = hamming(code, query);
-                if d <= max_dist {
-                    found[d as usize].push(tid);
-                }
-            }
-        })?;
+        let (mut verify, heads) = self.verifier(mih.params());
+        mih.scan_table(heads, 0, &mut |code, tid| verify.visit(code, tid))?;
+        let candidates = verify.candidates;
         self.stats.candidates += candidates;
         self.stats.full_scans += 1;
         self.covered = self.max_dist as i64;
         Ok(())
+    }
+
+    /// The candidate check over this search's state, and the directory copy to probe with
+    /// (split borrows: probing reads `heads` while verification writes the result lists).
+    fn verifier<'a>(&'a mut self, p: &'a Params) -> (Verify<'a>, &'a [BlockNo]) {
+        let verify = Verify {
+            p,
+            query: &self.query,
+            qsub: &self.qsub,
+            done: &self.done,
+            max_dist: self.max_dist,
+            scratch: &mut self.scratch,
+            found: &mut self.found,
+            candidates: 0,
+        };
+        (verify, &self.heads)
+    }
+}
+
+/// Verifies candidates by their full distance and files them by distance.
+struct Verify<'a> {
+    p: &'a Params,
+    query: &'a [u8],
+    qsub: &'a [u64],
+    done: &'a [i64],
+    max_dist: u32,
+    scratch: &'a mut Vec<u32>,
+    found: &'a mut [Vec<Tid>],
+    candidates: u64,
+}
+
+impl Verify<'_> {
+    /// A row is new unless some table already holds it within the radius probed there. The table
+    /// being probed has `done` one below the current shell, under the row's substring distance in
+    /// it, so it never counts: the same test serves probing and reading a whole table.
+    fn visit(&mut self, code: &[u8], tid: Tid) {
+        self.p.sub_distances(code, self.qsub, self.scratch);
+        if self.scratch.iter().zip(self.done).any(|(&d, &r)| d as i64 <= r) {
+            return;
+        }
+        self.candidates += 1;
+        let d = hamming(code, self.query);
+        if d <= self.max_dist {
+            self.found[d as usize].push(tid);
+        }
     }
 }
