@@ -1,7 +1,6 @@
 //! `ambuild` / `ambuildempty`: read the table once, then write the whole index in block order
 //! (meta, directory, each table's buckets) and WAL-log it in bulk.
 
-use jdsh_core::code::storage_bytes;
 use jdsh_core::mih::{Mih, Params, Tid};
 use pgrx::{pg_sys, PgSqlErrorCode};
 
@@ -62,9 +61,9 @@ unsafe extern "C-unwind" fn collect(
                 "A mih index holds codes of one length: declare the column as bitcode(n).",
             );
         }
-        st.codes.extend_from_slice(&c.bytes[..storage_bytes(nbits)]);
+        st.codes.extend_from_slice(c.bytes);
         st.tids.push(to_tid(&*tid));
-        if st.tids.len() % 65536 == 0 {
+        if st.tids.len().is_multiple_of(65536) {
             pg_sys::pgstat_progress_update_param(
                 pg_sys::PROGRESS_CREATEIDX_TUPLES_DONE as i32,
                 st.tids.len() as i64,

@@ -31,9 +31,13 @@ fn mih_check(
     ),
 > {
     let oid = index.oid();
-    let (am, heap, column) = Spi::get_three_with_args::<String, pg_sys::Oid, String>(
+    // The heap query is built here, quoting included; NULL for an expression index (no column
+    // to compare with).
+    let (am, heap, heap_sql) = Spi::get_three_with_args::<String, pg_sys::Oid, String>(
         "SELECT a.amname::text, i.indrelid, \
-                CASE WHEN i.indkey[0] = 0 THEN NULL ELSE quote_ident(att.attname) END \
+                CASE WHEN i.indkey[0] <> 0 THEN \
+                  format('SELECT ctid::text, %1$I::text FROM ONLY %2$s WHERE %1$I IS NOT NULL', \
+                         att.attname, i.indrelid::regclass) END \
            FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid JOIN pg_am a ON a.oid = c.relam \
            LEFT JOIN pg_attribute att ON att.attrelid = i.indrelid AND att.attnum = i.indkey[0] \
           WHERE i.indexrelid = $1",
@@ -50,13 +54,7 @@ fn mih_check(
     let mih = super::open(index.as_ptr());
     let found = mih.check().unwrap_or_else(|e| report(e));
     let mut heap_rows = 0i64;
-    if let Some(column) = column {
-        let qualified: String = Spi::get_one_with_args::<String>("SELECT $1::regclass::text", &[heap.into()])
-            .ok()
-            .flatten()
-            .unwrap_or_default();
-        let sql =
-            format!("SELECT ctid::text, {column}::text FROM ONLY {qualified} WHERE {column} IS NOT NULL");
+    if let Some(sql) = heap_sql {
         Spi::connect(|client| {
             let rows = client
                 .select(&sql, None, &[])

@@ -2,7 +2,7 @@
 
 use pgrx::pg_sys;
 
-use super::{open, report, to_tid};
+use super::{check_length, open, report, to_tid};
 use crate::bitcode::BitcodeRef;
 
 #[pgrx::pg_guard]
@@ -23,14 +23,8 @@ pub unsafe extern "C-unwind" fn aminsert(
         }
         let code = BitcodeRef::from_datum(*values);
         let mih = open(index);
-        let cb = mih.params().code_bytes();
-        if code.nbits != mih.params().nbits {
-            report(jdsh_core::mih::MihError::LengthMismatch {
-                expected: mih.params().nbits,
-                got: code.nbits,
-            });
-        }
-        mih.insert(&code.bytes[..cb], to_tid(&*heap_tid)).unwrap_or_else(|e| report(e));
+        check_length(&mih, code.nbits);
+        mih.insert(code.bytes, to_tid(&*heap_tid)).unwrap_or_else(|e| report(e));
     }
     false
 }

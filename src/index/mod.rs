@@ -41,6 +41,14 @@ pub fn report(err: MihError) -> ! {
     }
 }
 
+/// Raises 22026 unless a code (query, ball centre or new row) has the index's length.
+pub fn check_length(mih: &Mih<PgStore>, nbits: u32) {
+    let expected = mih.params().nbits;
+    if nbits != expected {
+        report(MihError::LengthMismatch { expected, got: nbits });
+    }
+}
+
 /// Opens the index through its meta page.
 pub fn open(index: pg_sys::Relation) -> Mih<PgStore> {
     Mih::open(PgStore::new(index)).unwrap_or_else(|e| report(e))

@@ -45,15 +45,22 @@ impl PgStore {
         PgStore { rel, fork: pg_sys::ForkNumber::INIT_FORKNUM }
     }
 
-    fn lock(&self, blk: BlockNo, mode: u32) -> PgGuard {
+    /// Pins block `blk` (`InvalidBlockNumber`: a new block at the end) without locking it.
+    fn pin(&self, blk: BlockNo) -> pg_sys::Buffer {
         unsafe {
-            let buf = pg_sys::ReadBufferExtended(
+            pg_sys::ReadBufferExtended(
                 self.rel,
                 self.fork,
                 blk,
                 pg_sys::ReadBufferMode::RBM_NORMAL,
                 std::ptr::null_mut(),
-            );
+            )
+        }
+    }
+
+    fn lock(&self, blk: BlockNo, mode: u32) -> PgGuard {
+        unsafe {
+            let buf = self.pin(blk);
             pg_sys::LockBuffer(buf, mode as i32);
             PgGuard { buf, blk, fresh: false }
         }
@@ -63,13 +70,7 @@ impl PgStore {
         unsafe {
             // Two backends must not extend at once (PostgreSQL 15's P_NEW protocol).
             pg_sys::LockRelationForExtension(self.rel, pg_sys::ExclusiveLock as pg_sys::LOCKMODE);
-            let buf = pg_sys::ReadBufferExtended(
-                self.rel,
-                self.fork,
-                pg_sys::InvalidBlockNumber,
-                pg_sys::ReadBufferMode::RBM_NORMAL,
-                std::ptr::null_mut(),
-            );
+            let buf = self.pin(pg_sys::InvalidBlockNumber);
             pg_sys::LockBuffer(buf, pg_sys::BUFFER_LOCK_EXCLUSIVE as i32);
             pg_sys::UnlockRelationForExtension(self.rel, pg_sys::ExclusiveLock as pg_sys::LOCKMODE);
             PgGuard { buf, blk: pg_sys::BufferGetBlockNumber(buf), fresh: true }
@@ -104,13 +105,7 @@ impl PageStore for PgStore {
             // The free space map may be stale: take the page only if it is still free and
             // nobody holds it.
             unsafe {
-                let buf = pg_sys::ReadBufferExtended(
-                    self.rel,
-                    self.fork,
-                    blk,
-                    pg_sys::ReadBufferMode::RBM_NORMAL,
-                    std::ptr::null_mut(),
-                );
+                let buf = self.pin(blk);
                 if pg_sys::ConditionalLockBuffer(buf) {
                     let g = PgGuard { buf, blk, fresh: true };
                     if pgrx::pg_sys::PageIsNew(pg_sys::BufferGetPage(buf)) || is_free(g.page()) {

@@ -6,7 +6,7 @@ use jdsh_core::mih::{Mih, Search};
 use pgrx::pg_sys;
 
 use super::pages::PgStore;
-use super::{open, report, to_item_pointer, STRATEGY_DISTANCE, STRATEGY_WITHIN};
+use super::{check_length, open, report, to_item_pointer, STRATEGY_DISTANCE, STRATEGY_WITHIN};
 use crate::bitcode::{BallRef, BitcodeRef};
 
 /// What a scan is asked, read from its keys at the first fetch after a rescan.
@@ -146,12 +146,6 @@ unsafe fn plan(scan: pg_sys::IndexScanDesc, mih: &Mih<PgStore>) -> Plan {
         }
     }
     plan
-}
-
-fn check_length(mih: &Mih<PgStore>, nbits: u32) {
-    if nbits != mih.params().nbits {
-        report(jdsh_core::mih::MihError::LengthMismatch { expected: mih.params().nbits, got: nbits });
-    }
 }
 
 /// `pgstat_count_index_scan`: one scan in `pg_stat_user_indexes.idx_scan`.

@@ -29,7 +29,7 @@ pub unsafe extern "C-unwind" fn ambulkdelete(
         let v = mih
             .bulk_delete(|tid| {
                 calls += 1;
-                if calls % 65536 == 0 {
+                if calls.is_multiple_of(65536) {
                     pgrx::check_for_interrupts!();
                 }
                 to_item_pointer(tid, &mut ip);
