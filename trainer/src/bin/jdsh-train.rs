@@ -3,6 +3,7 @@
 //!   jdsh-train train --dataset wikipedia --method jdsh --bits 64 --out model.safetensors
 //!   jdsh-train eval  --model model.safetensors --dataset wikipedia --plot pr.svg
 //!   jdsh-train encode --model model.safetensors --texts queries.txt
+//!   jdsh-train export --dataset emoji | psql
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -36,6 +37,19 @@ enum Cmd {
     /// Encoding throughput, batched and one item per call, of a model on synthetic bag-of-words
     /// data (a model is trained on it first when --model is not given).
     BenchEncode(BenchArgs),
+    /// Write a named data set (emoji, wikipedia) to stdout as an SQL script for psql:
+    /// CREATE TABLE, then COPY ... FROM stdin rows.
+    Export(ExportArgs),
+}
+
+#[derive(Args)]
+struct ExportArgs {
+    /// emoji or wikipedia.
+    #[arg(long)]
+    dataset: String,
+    /// Table name (default: the data set's name); schema.table is allowed.
+    #[arg(long)]
+    table: Option<String>,
 }
 
 #[derive(Args)]
@@ -177,6 +191,7 @@ fn main() -> ExitCode {
         Cmd::Eval(a) => run_eval(a),
         Cmd::Encode(a) => run_encode(a),
         Cmd::BenchEncode(a) => run_bench(a),
+        Cmd::Export(a) => run_export(a),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -370,5 +385,14 @@ fn run_bench(a: BenchArgs) -> Result<(), String> {
         t.image_single,
         t.text_single_torch
     );
+    Ok(())
+}
+
+fn run_export(a: ExportArgs) -> Result<(), String> {
+    let stdout = std::io::stdout();
+    let mut w = std::io::BufWriter::with_capacity(1 << 20, stdout.lock());
+    let rows =
+        cli::export::export_named(&a.dataset, a.table.as_deref(), &mut w).map_err(|e| e.to_string())?;
+    eprintln!("jdsh-train export: {rows} rows of {}", a.dataset);
     Ok(())
 }

@@ -1,7 +1,8 @@
 //! Pieces of the `jdsh-train` command line that are worth testing apart from argument parsing:
 //! dataset loading by name, a progress bar implementing [`Progress`], evaluation of a model on a
-//! benchmark, the PR-curve plot, and the plain-file input formats.
+//! benchmark, the PR-curve plot, the plain-file input formats, and the SQL export of data sets.
 
+pub mod export;
 pub mod files;
 pub mod plot;
 
