@@ -53,3 +53,30 @@ pub fn raise_with_hint(code: PgSqlErrorCode, message: impl Into<String>, hint: i
         .report(pgrx::PgLogLevel::ERROR);
     unreachable!()
 }
+
+/// The elements of a one-dimensional array without NULLs (`real[]` or `double precision[]`), as a
+/// slice of `T`; `what` names the operation in the errors ("cannot binarize a 2-dimensional
+/// array").
+///
+/// # Safety
+/// `datum` must be a non-null array datum whose elements are `T`.
+pub unsafe fn float_array<'a, T>(datum: pg_sys::Datum, what: &str) -> &'a [T] {
+    unsafe {
+        let v = pg_sys::pg_detoast_datum(datum.cast_mut_ptr());
+        let mut raw = pgrx::array::RawArray::from_ptr(std::ptr::NonNull::new_unchecked(v.cast()));
+        if raw.dims().len() > 1 {
+            raise(
+                PgSqlErrorCode::ERRCODE_ARRAY_ELEMENT_ERROR,
+                format!("cannot {what} a {}-dimensional array; pass one vector", raw.dims().len()),
+            );
+        }
+        if raw.any_nulls() {
+            raise(PgSqlErrorCode::ERRCODE_NULL_VALUE_NOT_ALLOWED, format!("cannot {what} an array containing NULL"));
+        }
+        let data = raw.data::<T>();
+        if data.is_empty() {
+            return &[];
+        }
+        &*data.as_ptr()
+    }
+}

@@ -1,5 +1,6 @@
 //! Configuration parameters (GUCs) of the extension, all under the `jdsh.` prefix.
 
+use jdsh_trainer::device::DeviceChoice;
 use pgrx::{GucContext, GucFlags, GucRegistry, GucSetting, PostgresGucEnum};
 
 /// Text form of `bitcode` values, like `bytea_output` for `bytea`.
@@ -15,6 +16,52 @@ pub enum BitcodeOutput {
 
 pub static BITCODE_OUTPUT: GucSetting<BitcodeOutput> = GucSetting::<BitcodeOutput>::new(BitcodeOutput::Bits);
 
+/// Where encoders and training run (`jdsh.device`). An enum rather than free text so that a typo
+/// is rejected by `SET` itself; CUDA devices are listed up to eight.
+#[derive(PostgresGucEnum, Clone, Copy, PartialEq, Eq, Debug)]
+pub enum Device {
+    #[name = c"auto"]
+    Auto,
+    #[name = c"cpu"]
+    Cpu,
+    #[name = c"cuda"]
+    Cuda,
+    #[name = c"cuda:0"]
+    Cuda0,
+    #[name = c"cuda:1"]
+    Cuda1,
+    #[name = c"cuda:2"]
+    Cuda2,
+    #[name = c"cuda:3"]
+    Cuda3,
+    #[name = c"cuda:4"]
+    Cuda4,
+    #[name = c"cuda:5"]
+    Cuda5,
+    #[name = c"cuda:6"]
+    Cuda6,
+    #[name = c"cuda:7"]
+    Cuda7,
+}
+
+pub static DEVICE: GucSetting<Device> = GucSetting::<Device>::new(Device::Auto);
+
+/// The trainer's spelling of the `jdsh.device` setting.
+pub fn device() -> DeviceChoice {
+    match DEVICE.get() {
+        Device::Auto => DeviceChoice::Auto,
+        Device::Cpu => DeviceChoice::Cpu,
+        Device::Cuda | Device::Cuda0 => DeviceChoice::Cuda(0),
+        Device::Cuda1 => DeviceChoice::Cuda(1),
+        Device::Cuda2 => DeviceChoice::Cuda(2),
+        Device::Cuda3 => DeviceChoice::Cuda(3),
+        Device::Cuda4 => DeviceChoice::Cuda(4),
+        Device::Cuda5 => DeviceChoice::Cuda(5),
+        Device::Cuda6 => DeviceChoice::Cuda(6),
+        Device::Cuda7 => DeviceChoice::Cuda(7),
+    }
+}
+
 pub fn init() {
     GucRegistry::define_enum_guc(
         c"jdsh.bitcode_output",
@@ -22,6 +69,16 @@ pub fn init() {
         c"bits writes one 0/1 per bit; hex writes x followed by one hex digit per 4 bits \
           (only for lengths divisible by 4; other codes are written as bits). Both read back.",
         &BITCODE_OUTPUT,
+        GucContext::Userset,
+        GucFlags::default(),
+    );
+    GucRegistry::define_enum_guc(
+        c"jdsh.device",
+        c"Where jdsh encoders and training run: auto, cpu, cuda or cuda:N.",
+        c"auto uses a GPU when libtorch sees one for training and the batch encoders; encoders \
+          called once per row always run on the CPU under auto, where one item is faster. \
+          An explicit cuda device that is not there is an error, never a silent fall-back.",
+        &DEVICE,
         GucContext::Userset,
         GucFlags::default(),
     );

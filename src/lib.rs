@@ -1,7 +1,7 @@
 //! jdsh: cross-modal similarity search with learned binary hash codes, in PostgreSQL.
 //!
 //! This crate is the glue between PostgreSQL and the PostgreSQL-free crates: `jdsh-core` (codes,
-//! Hamming kernel, Multi-Index Hashing) and `jdsh-trainer` (JDSH/DCMH learning). The SQL surface
+//! Hamming kernel, Multi-Index Hashing) and `jdsh-trainer` (JDSH/DCMH learning, model files). The SQL surface
 //! of each module is hand-written in `sql/` so that names, volatility and operator classes are
 //! visible in one place.
 
@@ -12,6 +12,7 @@ mod fmgr;
 mod bitcode;
 mod gucs;
 mod index;
+mod models;
 
 ::pgrx::pg_module_magic!(name, version);
 
@@ -19,6 +20,7 @@ mod index;
 pub extern "C-unwind" fn _PG_init() {
     gucs::init();
     index::options::init();
+    models::registry::init();
 }
 
 // The bitcode type, its operators, operator classes and casts. `bootstrap` puts it first in the
@@ -26,6 +28,8 @@ pub extern "C-unwind" fn _PG_init() {
 extension_sql_file!("../sql/bitcode.sql", name = "bitcode", bootstrap);
 // The bitball type for radius queries and the mih access method with its operator class.
 extension_sql_file!("../sql/mih.sql", name = "mih", requires = ["bitcode"]);
+// The model registry, training, encoders and evaluation.
+extension_sql_file!("../sql/models.sql", name = "models", requires = ["bitcode"]);
 
 #[cfg(any(test, feature = "pg_test"))]
 #[pg_schema]

@@ -2,14 +2,12 @@
 //! The `X -> bitcode` functions take the target's type modifier so that `bitcode(n)` is enforced
 //! in the cast itself.
 
-use std::ptr::NonNull;
-
 use jdsh_core::code::{self, Code, CodeError};
 use jdsh_core::MAX_BITS;
 use pgrx::{pg_sys, IntoDatum, PgSqlErrorCode};
 
 use super::{enforce_typmod, make_code, report, BitcodeRef};
-use crate::fmgr::{arg, arg_i32, raise, raise_with_hint};
+use crate::fmgr::{arg, arg_i32, float_array, raise, raise_with_hint};
 
 /// Detoasts (and unpacks) a varlena argument, returning its data bytes.
 unsafe fn varlena_bytes<'a>(datum: pg_sys::Datum) -> &'a [u8] {
@@ -106,27 +104,6 @@ pg_v1! {
     }
 }
 
-/// The elements of a one-dimensional array without NULLs, as a slice of `T`.
-unsafe fn float_array<'a, T>(datum: pg_sys::Datum) -> &'a [T] {
-    unsafe {
-        let v = pg_sys::pg_detoast_datum(datum.cast_mut_ptr());
-        let mut raw = pgrx::array::RawArray::from_ptr(NonNull::new_unchecked(v.cast()));
-        if raw.dims().len() > 1 {
-            raise(
-                PgSqlErrorCode::ERRCODE_ARRAY_ELEMENT_ERROR,
-                format!("cannot binarize a {}-dimensional array; pass one vector", raw.dims().len()),
-            );
-        }
-        if raw.any_nulls() {
-            raise(PgSqlErrorCode::ERRCODE_NULL_VALUE_NOT_ALLOWED, "cannot binarize an array containing NULL");
-        }
-        let data = raw.data::<T>();
-        if data.is_empty() {
-            return &[];
-        }
-        &*data.as_ptr()
-    }
-}
 
 fn binarize(values: impl Iterator<Item = f64>, typmod: i32) -> pg_sys::Datum {
     let c = Code::from_signs(values).unwrap_or_else(|e| report(e));
@@ -146,14 +123,14 @@ fn typmod_arg(fcinfo: pg_sys::FunctionCallInfo) -> i32 {
 pg_v1! {
     /// `real[]::bitcode` and `jdsh.binarize(real[])`: bit i is set where element i is > 0.
     fn float4_array_to_bitcode(fcinfo) {
-        let v: &[f32] = unsafe { float_array(arg(fcinfo, 0)) };
+        let v: &[f32] = unsafe { float_array(arg(fcinfo, 0), "binarize") };
         binarize(v.iter().map(|x| f64::from(*x)), typmod_arg(fcinfo))
     }
 }
 
 pg_v1! {
     fn float8_array_to_bitcode(fcinfo) {
-        let v: &[f64] = unsafe { float_array(arg(fcinfo, 0)) };
+        let v: &[f64] = unsafe { float_array(arg(fcinfo, 0), "binarize") };
         binarize(v.iter().copied(), typmod_arg(fcinfo))
     }
 }

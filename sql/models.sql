@@ -1,0 +1,222 @@
+-- Models in the database: the registry table, training, encoders and evaluation.
+--
+-- Privileges: everyone may read models and encode with them. Storing a model (jdsh.train,
+-- jdsh.import_model) needs INSERT on jdsh.models, changing one (rename, drop) UPDATE/DELETE;
+-- a superuser grants them, e.g. GRANT INSERT, UPDATE, DELETE ON jdsh.models TO alice. Row-level
+-- security then limits each role to its own models: a name belongs to the role that created it,
+-- and only members of that role can add versions, rename or drop it.
+
+CREATE TABLE jdsh.models (
+    name     text        NOT NULL CHECK (name <> ''),
+    version  integer     NOT NULL CHECK (version > 0),
+    method   text        NOT NULL,
+    bits     integer     NOT NULL,
+    owner    name        NOT NULL DEFAULT current_user,
+    created  timestamptz NOT NULL DEFAULT now(),
+    -- The table, view or query it was trained from ('imported' for a file).
+    source   text,
+    -- The full training configuration and the training metrics (hold-out MAP among them).
+    params   jsonb       NOT NULL,
+    metrics  jsonb       NOT NULL,
+    -- The model file: safetensors weights + JSON metadata, as written by jdsh-train.
+    model    bytea       NOT NULL,
+    PRIMARY KEY (name, version)
+);
+-- Weights do not compress: store them out of line without trying.
+ALTER TABLE jdsh.models ALTER COLUMN model SET STORAGE EXTERNAL;
+COMMENT ON TABLE jdsh.models IS 'trained jdsh models: one row per version; encoders use the latest unless a version is named';
+-- pg_dump keeps the rows (the table itself belongs to the extension).
+SELECT pg_catalog.pg_extension_config_dump('jdsh.models', '');
+
+REVOKE ALL ON jdsh.models FROM PUBLIC;
+GRANT SELECT ON jdsh.models TO PUBLIC;
+
+-- True when no version of model `name` belongs to a role that `role` is not a member of.
+-- SECURITY DEFINER so that the policies below can read the table without recursing into them.
+CREATE FUNCTION jdsh.model_name_free(name text, role name) RETURNS boolean
+    LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+    AS $$ SELECT NOT EXISTS (SELECT 1 FROM jdsh.models m
+                              WHERE m.name = $1 AND NOT pg_has_role($2, m.owner, 'USAGE')) $$;
+
+ALTER TABLE jdsh.models ENABLE ROW LEVEL SECURITY;
+CREATE POLICY models_read ON jdsh.models FOR SELECT USING (true);
+CREATE POLICY models_add ON jdsh.models FOR INSERT
+    WITH CHECK (owner = current_user AND jdsh.model_name_free(name, current_user));
+CREATE POLICY models_change ON jdsh.models FOR UPDATE
+    USING (pg_has_role(owner, 'USAGE'))
+    WITH CHECK (pg_has_role(owner, 'USAGE') AND jdsh.model_name_free(name, current_user));
+CREATE POLICY models_remove ON jdsh.models FOR DELETE USING (pg_has_role(owner, 'USAGE'));
+
+-- Every change tells all backends to drop their cached models (a relcache invalidation).
+CREATE FUNCTION jdsh.models_changed() RETURNS trigger
+    AS 'MODULE_PATHNAME', 'models_changed' LANGUAGE C;
+CREATE TRIGGER models_changed AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON jdsh.models
+    FOR EACH STATEMENT EXECUTE FUNCTION jdsh.models_changed();
+
+-- Training ------------------------------------------------------------------------------------
+
+-- The result of jdsh.train (a type, so that its field names need not differ from the arguments).
+CREATE TYPE jdsh.train_summary AS (
+    model text, version integer, method text, bits integer, epochs integer, pairs integer,
+    seconds double precision, final_loss double precision,
+    map_image_to_text double precision, map_text_to_image double precision
+);
+
+CREATE FUNCTION jdsh.train(name text, source text, image text, text text, labels text DEFAULT NULL,
+                           bits integer DEFAULT 64, method text DEFAULT 'jdsh',
+                           epochs integer DEFAULT NULL, options jsonb DEFAULT '{}')
+    RETURNS SETOF jdsh.train_summary
+    AS 'MODULE_PATHNAME', 'train_wrapper' LANGUAGE C VOLATILE PARALLEL UNSAFE;
+COMMENT ON FUNCTION jdsh.train(text, text, text, text, text, integer, text, integer, jsonb) IS
+    'trains a model (jdsh, dcmh or cca-itq) on pairs from a table, view or query and stores it as the next version of name';
+
+-- Encoders ------------------------------------------------------------------------------------
+-- STABLE: a model changes only between statements, so `ORDER BY code <~> jdsh.encode_text(...)`
+-- encodes once and can use an index.
+
+CREATE FUNCTION jdsh.encode_text(model text, input text) RETURNS bitcode
+    AS 'MODULE_PATHNAME', 'encode_text_raw' LANGUAGE C STABLE STRICT PARALLEL SAFE COST 100;
+CREATE FUNCTION jdsh.encode_text(model text, input text, version integer) RETURNS bitcode
+    AS 'MODULE_PATHNAME', 'encode_text_raw' LANGUAGE C STABLE STRICT PARALLEL SAFE COST 100;
+CREATE FUNCTION jdsh.encode_text(model text, input real[]) RETURNS bitcode
+    AS 'MODULE_PATHNAME', 'encode_text_features' LANGUAGE C STABLE STRICT PARALLEL SAFE COST 100;
+CREATE FUNCTION jdsh.encode_text(model text, input real[], version integer) RETURNS bitcode
+    AS 'MODULE_PATHNAME', 'encode_text_features' LANGUAGE C STABLE STRICT PARALLEL SAFE COST 100;
+CREATE FUNCTION jdsh.encode_image(model text, input bytea) RETURNS bitcode
+    AS 'MODULE_PATHNAME', 'encode_image_bytes' LANGUAGE C STABLE STRICT PARALLEL SAFE COST 100;
+CREATE FUNCTION jdsh.encode_image(model text, input bytea, version integer) RETURNS bitcode
+    AS 'MODULE_PATHNAME', 'encode_image_bytes' LANGUAGE C STABLE STRICT PARALLEL SAFE COST 100;
+CREATE FUNCTION jdsh.encode_image(model text, input real[]) RETURNS bitcode
+    AS 'MODULE_PATHNAME', 'encode_image_features' LANGUAGE C STABLE STRICT PARALLEL SAFE COST 100;
+CREATE FUNCTION jdsh.encode_image(model text, input real[], version integer) RETURNS bitcode
+    AS 'MODULE_PATHNAME', 'encode_image_features' LANGUAGE C STABLE STRICT PARALLEL SAFE COST 100;
+
+-- Batch forms: one forward pass per call; NULL elements give NULL codes. Features come as a
+-- two-dimensional real[], one item per row.
+CREATE FUNCTION jdsh.encode_texts(model text, inputs text[]) RETURNS bitcode[]
+    AS 'MODULE_PATHNAME', 'encode_texts_raw' LANGUAGE C STABLE STRICT PARALLEL SAFE COST 1000;
+CREATE FUNCTION jdsh.encode_texts(model text, inputs text[], version integer) RETURNS bitcode[]
+    AS 'MODULE_PATHNAME', 'encode_texts_raw' LANGUAGE C STABLE STRICT PARALLEL SAFE COST 1000;
+CREATE FUNCTION jdsh.encode_texts(model text, inputs real[]) RETURNS bitcode[]
+    AS 'MODULE_PATHNAME', 'encode_texts_features' LANGUAGE C STABLE STRICT PARALLEL SAFE COST 1000;
+CREATE FUNCTION jdsh.encode_texts(model text, inputs real[], version integer) RETURNS bitcode[]
+    AS 'MODULE_PATHNAME', 'encode_texts_features' LANGUAGE C STABLE STRICT PARALLEL SAFE COST 1000;
+CREATE FUNCTION jdsh.encode_images(model text, inputs bytea[]) RETURNS bitcode[]
+    AS 'MODULE_PATHNAME', 'encode_images_bytes' LANGUAGE C STABLE STRICT PARALLEL SAFE COST 1000;
+CREATE FUNCTION jdsh.encode_images(model text, inputs bytea[], version integer) RETURNS bitcode[]
+    AS 'MODULE_PATHNAME', 'encode_images_bytes' LANGUAGE C STABLE STRICT PARALLEL SAFE COST 1000;
+CREATE FUNCTION jdsh.encode_images(model text, inputs real[]) RETURNS bitcode[]
+    AS 'MODULE_PATHNAME', 'encode_images_features' LANGUAGE C STABLE STRICT PARALLEL SAFE COST 1000;
+CREATE FUNCTION jdsh.encode_images(model text, inputs real[], version integer) RETURNS bitcode[]
+    AS 'MODULE_PATHNAME', 'encode_images_features' LANGUAGE C STABLE STRICT PARALLEL SAFE COST 1000;
+
+-- A whole column, batch_size rows per forward pass; returns the number of rows set.
+CREATE FUNCTION jdsh.encode_table(model text, tbl regclass, input_column text, code_column text,
+                                  modality text DEFAULT NULL, batch_size integer DEFAULT 256,
+                                  version integer DEFAULT NULL) RETURNS bigint
+    AS 'MODULE_PATHNAME', 'encode_table_wrapper' LANGUAGE C VOLATILE PARALLEL UNSAFE;
+
+-- Evaluation ----------------------------------------------------------------------------------
+
+CREATE FUNCTION jdsh.evaluate(model text, queries text, query_column text, retrieval text,
+                              retrieval_column text, labels text, ks integer[] DEFAULT '{10,100}',
+                              direction text DEFAULT NULL, version integer DEFAULT NULL)
+    RETURNS TABLE (metric text, k integer, value double precision)
+    AS 'MODULE_PATHNAME', 'evaluate_wrapper' LANGUAGE C VOLATILE PARALLEL UNSAFE;
+COMMENT ON FUNCTION jdsh.evaluate(text, text, text, text, text, text, integer[], text, integer) IS
+    'MAP@all, MAP@k, precision@k and precision within radius 2 of a model on labelled query and retrieval relations';
+
+-- Registry helpers ----------------------------------------------------------------------------
+
+CREATE FUNCTION jdsh.list_models()
+    RETURNS TABLE (name text, version integer, latest boolean, method text, bits integer,
+                   owner name, created timestamptz, size_bytes integer, source text,
+                   epochs integer, seconds double precision,
+                   map_image_to_text double precision, map_text_to_image double precision)
+    LANGUAGE sql STABLE
+    AS $$
+        SELECT m.name, m.version, m.version = max(m.version) OVER (PARTITION BY m.name),
+               m.method, m.bits, m.owner, m.created, octet_length(m.model), m.source,
+               (m.metrics ->> 'epochs')::integer, (m.metrics ->> 'seconds')::double precision,
+               (m.metrics #>> '{holdout,image_to_text}')::double precision,
+               (m.metrics #>> '{holdout,text_to_image}')::double precision
+          FROM jdsh.models m
+         ORDER BY m.name, m.version
+    $$;
+
+CREATE FUNCTION jdsh.export_model(name text, version integer DEFAULT NULL) RETURNS bytea
+    LANGUAGE plpgsql STABLE
+    AS $$
+    DECLARE
+        file bytea;
+    BEGIN
+        SELECT m.model INTO file FROM jdsh.models m
+         WHERE m.name = export_model.name AND (export_model.version IS NULL OR m.version = export_model.version)
+         ORDER BY m.version DESC LIMIT 1;
+        IF file IS NULL THEN
+            RAISE EXCEPTION 'model "%"% does not exist', export_model.name,
+                  coalesce(' version ' || export_model.version, '')
+                  USING ERRCODE = 'undefined_object', HINT = 'SELECT * FROM jdsh.list_models() shows the models.';
+        END IF;
+        RETURN file;
+    END
+    $$;
+
+CREATE FUNCTION jdsh.import_model(name text, file bytea, source text DEFAULT 'imported') RETURNS integer
+    AS 'MODULE_PATHNAME', 'import_model_wrapper' LANGUAGE C VOLATILE STRICT PARALLEL UNSAFE;
+COMMENT ON FUNCTION jdsh.import_model(text, bytea, text) IS
+    'validates a model file (safetensors + jdsh metadata, e.g. from jdsh-train) and stores it as the next version of name';
+
+CREATE FUNCTION jdsh.model_info(file bytea) RETURNS jsonb
+    AS 'MODULE_PATHNAME', 'model_info_wrapper' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+
+-- Raises the right error when a change found no row: absent, or present but not the caller's.
+CREATE FUNCTION jdsh.model_missing(name text, version integer) RETURNS void
+    LANGUAGE plpgsql
+    AS $$
+    BEGIN
+        IF EXISTS (SELECT 1 FROM jdsh.models m
+                    WHERE m.name = model_missing.name AND (model_missing.version IS NULL OR m.version = model_missing.version)) THEN
+            RAISE EXCEPTION 'must be a member of the role owning model "%"', model_missing.name
+                  USING ERRCODE = 'insufficient_privilege';
+        END IF;
+        RAISE EXCEPTION 'model "%"% does not exist', model_missing.name, coalesce(' version ' || model_missing.version, '')
+              USING ERRCODE = 'undefined_object', HINT = 'SELECT * FROM jdsh.list_models() shows the models.';
+    END
+    $$;
+
+CREATE FUNCTION jdsh.drop_model(name text, version integer DEFAULT NULL) RETURNS integer
+    LANGUAGE plpgsql
+    AS $$
+    DECLARE
+        n integer;
+    BEGIN
+        DELETE FROM jdsh.models m
+         WHERE m.name = drop_model.name AND (drop_model.version IS NULL OR m.version = drop_model.version);
+        GET DIAGNOSTICS n = ROW_COUNT;
+        IF n = 0 THEN
+            PERFORM jdsh.model_missing(drop_model.name, drop_model.version);
+        END IF;
+        RETURN n;
+    END
+    $$;
+COMMENT ON FUNCTION jdsh.drop_model(text, integer) IS 'drops one version of a model, or all of them; returns how many';
+
+CREATE FUNCTION jdsh.rename_model(name text, new_name text) RETURNS integer
+    LANGUAGE plpgsql
+    AS $$
+    DECLARE
+        n integer;
+    BEGIN
+        IF EXISTS (SELECT 1 FROM jdsh.models m WHERE m.name = rename_model.new_name) THEN
+            RAISE EXCEPTION 'model "%" already exists', new_name USING ERRCODE = 'duplicate_object';
+        END IF;
+        UPDATE jdsh.models m SET name = rename_model.new_name WHERE m.name = rename_model.name;
+        GET DIAGNOSTICS n = ROW_COUNT;
+        IF n = 0 THEN
+            PERFORM jdsh.model_missing(rename_model.name, NULL);
+        END IF;
+        RETURN n;
+    END
+    $$;
+COMMENT ON FUNCTION jdsh.rename_model(text, text) IS 'renames every version of a model; returns how many';

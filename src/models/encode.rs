@@ -1,0 +1,328 @@
+//! The encoders: `jdsh.encode_text`/`jdsh.encode_image` (one item per call, for `UPDATE ... SET
+//! code = ...` and query arguments), `jdsh.encode_texts`/`jdsh.encode_images` (arrays, one forward
+//! pass per call) and `jdsh.encode_table` (a whole column, in batches).
+//!
+//! The per-item functions are V1 functions reading `fcinfo` directly: they run once per row, and
+//! a cached model plus the CPU fast path keep them at tens of microseconds. Under
+//! `jdsh.device = auto` they always run on the CPU (one item is faster there than a GPU round
+//! trip); the batch forms follow `jdsh.device`.
+
+use std::sync::Arc;
+
+use jdsh_core::code::Code;
+use jdsh_trainer::data::{ImageInput, Matrix, TextInput};
+use jdsh_trainer::{DeviceChoice, Model};
+use pgrx::prelude::*;
+use pgrx::{pg_sys, Array, PgSqlErrorCode as E};
+
+use super::{errors, registry};
+use crate::bitcode::make_code;
+use crate::fmgr::{arg, arg_i32, float_array, raise, raise_with_hint};
+use crate::gucs;
+
+/// Model name and optional version (third argument) of an encoder call.
+unsafe fn model_arg(fcinfo: pg_sys::FunctionCallInfo) -> (String, Arc<Model>) {
+    unsafe {
+        let name = <&str>::from_datum(arg(fcinfo, 0), false).unwrap_or_default().to_string();
+        let version = ((*fcinfo).nargs > 2).then(|| arg_i32(fcinfo, 2));
+        let model = registry::load(&name, version);
+        (name, model)
+    }
+}
+
+/// `jdsh.device`, with `auto` meaning the CPU for one item at a time.
+fn row_device() -> DeviceChoice {
+    match gucs::device() {
+        DeviceChoice::Auto => DeviceChoice::Cpu,
+        d => d,
+    }
+}
+
+fn one(name: &str, codes: Result<Vec<Code>, jdsh_trainer::EncodeError>) -> pg_sys::Datum {
+    match codes {
+        Ok(c) if c.len() == 1 => make_code(&c[0]),
+        Ok(c) => raise(E::ERRCODE_INTERNAL_ERROR, format!("encoder returned {} codes for one item", c.len())),
+        Err(e) => errors::encode(name, e),
+    }
+}
+
+fn one_row(v: &[f32]) -> Matrix {
+    if v.is_empty() {
+        raise(E::ERRCODE_DATA_EXCEPTION, "cannot encode an empty feature vector");
+    }
+    Matrix::new(1, v.len(), v.to_vec())
+}
+
+pg_v1! {
+    /// `jdsh.encode_text(model, text [, version])`.
+    fn encode_text_raw(fcinfo) {
+        let (name, model) = unsafe { model_arg(fcinfo) };
+        let text = unsafe { <&str>::from_datum(arg(fcinfo, 1), false) }.unwrap_or_default();
+        one(&name, model.encode_text(&TextInput::Raw(vec![text.to_string()]), row_device()))
+    }
+}
+
+pg_v1! {
+    /// `jdsh.encode_text(model, real[] [, version])`: a text feature vector.
+    fn encode_text_features(fcinfo) {
+        let (name, model) = unsafe { model_arg(fcinfo) };
+        let v: &[f32] = unsafe { float_array(arg(fcinfo, 1), "encode") };
+        one(&name, model.encode_text(&TextInput::Features(one_row(v)), row_device()))
+    }
+}
+
+pg_v1! {
+    /// `jdsh.encode_image(model, bytea [, version])`: PNG or JPEG bytes.
+    fn encode_image_bytes(fcinfo) {
+        let (name, model) = unsafe { model_arg(fcinfo) };
+        let bytes = unsafe { <&[u8]>::from_datum(arg(fcinfo, 1), false) }.unwrap_or_default();
+        one(&name, model.encode_image(&ImageInput::Encoded(vec![bytes.to_vec()]), row_device()))
+    }
+}
+
+pg_v1! {
+    /// `jdsh.encode_image(model, real[] [, version])`: an image feature vector.
+    fn encode_image_features(fcinfo) {
+        let (name, model) = unsafe { model_arg(fcinfo) };
+        let v: &[f32] = unsafe { float_array(arg(fcinfo, 1), "encode") };
+        one(&name, model.encode_image(&ImageInput::Features(one_row(v)), row_device()))
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Batch forms: arrays in, bitcode[] out (NULL in, NULL out).
+
+/// Builds the `bitcode[]` result; positions in `nulls` get NULL, the others take `codes` in order.
+unsafe fn code_array(fcinfo: pg_sys::FunctionCallInfo, nulls: &[bool], codes: &[Code]) -> pg_sys::Datum {
+    unsafe {
+        let elem = pg_sys::get_element_type(pg_sys::get_fn_expr_rettype((*fcinfo).flinfo));
+        let mut next = codes.iter();
+        let mut datums: Vec<pg_sys::Datum> = Vec::with_capacity(nulls.len());
+        for &null in nulls {
+            datums.push(if null { pg_sys::Datum::from(0) } else { make_code(next.next().expect("one code per item")) });
+        }
+        let mut isnull: Vec<bool> = nulls.to_vec();
+        let mut dims = [nulls.len() as i32];
+        let mut lbs = [1i32];
+        let ndims = if nulls.is_empty() { 0 } else { 1 };
+        let a = pg_sys::construct_md_array(
+            datums.as_mut_ptr(),
+            isnull.as_mut_ptr(),
+            ndims,
+            dims.as_mut_ptr(),
+            lbs.as_mut_ptr(),
+            elem,
+            -1,
+            false,
+            pg_sys::TYPALIGN_INT as std::ffi::c_char,
+        );
+        pg_sys::Datum::from(a)
+    }
+}
+
+fn batch(name: &str, codes: Result<Vec<Code>, jdsh_trainer::EncodeError>) -> Vec<Code> {
+    codes.unwrap_or_else(|e| errors::encode(name, e))
+}
+
+/// Rows of a two-dimensional `real[]` (one item per row); NULLs are not allowed inside.
+unsafe fn float_rows(datum: pg_sys::Datum) -> Matrix {
+    unsafe {
+        let v = pg_sys::pg_detoast_datum(datum.cast_mut_ptr());
+        let mut raw = pgrx::array::RawArray::from_ptr(std::ptr::NonNull::new_unchecked(v.cast()));
+        let dims = raw.dims().to_vec();
+        if raw.any_nulls() {
+            raise(E::ERRCODE_NULL_VALUE_NOT_ALLOWED, "cannot encode an array containing NULL");
+        }
+        match dims.as_slice() {
+            [] => Matrix::zeros(0, 0),
+            [rows, cols] => {
+                let data = raw.data::<f32>();
+                Matrix::new(*rows as usize, *cols as usize, (*data.as_ptr()).to_vec())
+            }
+            _ => raise_with_hint(
+                E::ERRCODE_ARRAY_ELEMENT_ERROR,
+                format!("cannot encode a {}-dimensional array of features", dims.len()),
+                "Pass one item per row of a two-dimensional real[], e.g. ARRAY[[...], [...]].",
+            ),
+        }
+    }
+}
+
+/// The non-NULL elements of an array argument and the NULL mask.
+unsafe fn elements<T>(datum: pg_sys::Datum) -> (Vec<T>, Vec<bool>)
+where
+    for<'arr> T: pgrx::datum::UnboxDatum<As<'arr> = T> + 'arr,
+{
+    let a = unsafe { Array::<T>::from_datum(datum, false) }.expect("non-null array");
+    let mut items = Vec::with_capacity(a.len());
+    let mut nulls = Vec::with_capacity(a.len());
+    for x in a.iter() {
+        nulls.push(x.is_none());
+        items.extend(x);
+    }
+    (items, nulls)
+}
+
+pg_v1! {
+    /// `jdsh.encode_texts(model, text[] [, version])`.
+    fn encode_texts_raw(fcinfo) {
+        let (name, model) = unsafe { model_arg(fcinfo) };
+        let (texts, nulls) = unsafe { elements::<String>(arg(fcinfo, 1)) };
+        let codes = if texts.is_empty() { vec![] } else { batch(&name, model.encode_text(&TextInput::Raw(texts), gucs::device())) };
+        unsafe { code_array(fcinfo, &nulls, &codes) }
+    }
+}
+
+pg_v1! {
+    /// `jdsh.encode_texts(model, real[][] [, version])`: one text feature vector per row.
+    fn encode_texts_features(fcinfo) {
+        let (name, model) = unsafe { model_arg(fcinfo) };
+        let m = unsafe { float_rows(arg(fcinfo, 1)) };
+        let nulls = vec![false; m.rows];
+        let codes = if m.rows == 0 { vec![] } else { batch(&name, model.encode_text(&TextInput::Features(m), gucs::device())) };
+        unsafe { code_array(fcinfo, &nulls, &codes) }
+    }
+}
+
+pg_v1! {
+    /// `jdsh.encode_images(model, bytea[] [, version])`.
+    fn encode_images_bytes(fcinfo) {
+        let (name, model) = unsafe { model_arg(fcinfo) };
+        let a = unsafe { Array::<&[u8]>::from_datum(arg(fcinfo, 1), false) }.expect("non-null array");
+        let nulls: Vec<bool> = a.iter().map(|x| x.is_none()).collect();
+        let images: Vec<Vec<u8>> = a.iter().flatten().map(|b| b.to_vec()).collect();
+        let codes = if images.is_empty() { vec![] } else { batch(&name, model.encode_image(&ImageInput::Encoded(images), gucs::device())) };
+        unsafe { code_array(fcinfo, &nulls, &codes) }
+    }
+}
+
+pg_v1! {
+    /// `jdsh.encode_images(model, real[][] [, version])`: one image feature vector per row.
+    fn encode_images_features(fcinfo) {
+        let (name, model) = unsafe { model_arg(fcinfo) };
+        let m = unsafe { float_rows(arg(fcinfo, 1)) };
+        let nulls = vec![false; m.rows];
+        let codes = if m.rows == 0 { vec![] } else { batch(&name, model.encode_image(&ImageInput::Features(m), gucs::device())) };
+        unsafe { code_array(fcinfo, &nulls, &codes) }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// A whole column.
+
+/// `jdsh.encode_table(model, tbl, input_column, code_column, modality, batch_size, version)`:
+/// sets `code_column` of every row of `tbl` whose input is not NULL, `batch_size` rows per
+/// forward pass; returns the number of rows updated. `modality` ('image' or 'text') is needed only
+/// for `real[]` inputs; `bytea` is an image and `text` a text.
+#[allow(clippy::too_many_arguments)]
+#[pg_extern(sql = false)]
+fn encode_table(
+    model: &str,
+    tbl: pg_sys::Oid,
+    input_column: &str,
+    code_column: &str,
+    modality: Option<&str>,
+    batch_size: i32,
+    version: Option<i32>,
+) -> i64 {
+    if batch_size < 1 {
+        raise(E::ERRCODE_INVALID_PARAMETER_VALUE, "batch_size must be at least 1");
+    }
+    let m = registry::load(model, version);
+    // Type of the input column decides the modality; the code column must be a bitcode.
+    let (input_type, code_type, table) = Spi::get_three_with_args::<String, String, String>(
+        "SELECT (SELECT format_type(atttypid, NULL) FROM pg_attribute \
+                  WHERE attrelid = $1 AND attname = $2 AND attnum > 0 AND NOT attisdropped), \
+                (SELECT format_type(atttypid, NULL) FROM pg_attribute \
+                  WHERE attrelid = $1 AND attname = $3 AND attnum > 0 AND NOT attisdropped), \
+                $1::regclass::text",
+        &[tbl.into(), input_column.into(), code_column.into()],
+    )
+    .unwrap_or_else(|e| raise(E::ERRCODE_INTERNAL_ERROR, e.to_string()));
+    let table = table.unwrap_or_default();
+    let Some(input_type) = input_type else {
+        raise(E::ERRCODE_UNDEFINED_COLUMN, format!("column \"{input_column}\" of relation {table} does not exist"))
+    };
+    match code_type.as_deref() {
+        None => raise(E::ERRCODE_UNDEFINED_COLUMN, format!("column \"{code_column}\" of relation {table} does not exist")),
+        Some(t) if t == "bitcode" || t.ends_with(".bitcode") => {}
+        Some(t) => raise(E::ERRCODE_DATATYPE_MISMATCH, format!("column \"{code_column}\" has type {t}; codes go in a bitcode column")),
+    }
+    let image = match (input_type.as_str(), modality.map(|s| s.trim().to_ascii_lowercase())) {
+        (_, Some(m)) if m == "image" => true,
+        (_, Some(m)) if m == "text" => false,
+        (_, Some(m)) => raise(E::ERRCODE_INVALID_PARAMETER_VALUE, format!("unknown modality \"{m}\": use image or text")),
+        ("bytea", None) => true,
+        ("text" | "character varying", None) => false,
+        (t, None) => raise_with_hint(
+            E::ERRCODE_INVALID_PARAMETER_VALUE,
+            format!("cannot tell whether column \"{input_column}\" ({t}) holds images or texts"),
+            "Pass modality => 'image' or modality => 'text'.",
+        ),
+    };
+    let q = |s: &str| format!("\"{}\"", s.replace('"', "\"\""));
+    let select = format!("SELECT ctid::text, {} FROM {table} WHERE {} IS NOT NULL", q(input_column), q(input_column));
+    let update = format!(
+        "UPDATE {table} AS t SET {code} = v.code \
+           FROM unnest($1::text[]::tid[], $2::text[]::bitcode[]) AS v(tid, code) \
+          WHERE t.ctid = v.tid AND t.ctid = ANY ($1::text[]::tid[])",
+        code = q(code_column)
+    );
+    let device = gucs::device();
+    let mut updated = 0i64;
+    Spi::connect_mut(|client| {
+        // The cursor's snapshot predates the updates, so each row is read (and updated) once.
+        let mut cursor = client
+            .try_open_cursor(select.as_str(), &[])
+            .unwrap_or_else(|e| raise(E::ERRCODE_INTERNAL_ERROR, e.to_string()));
+        loop {
+            let (tids, codes) = {
+                let mut rows = cursor.fetch(batch_size as i64).unwrap_or_else(|e| raise(E::ERRCODE_INTERNAL_ERROR, e.to_string()));
+                if rows.is_empty() {
+                    break;
+                }
+                let mut tids: Vec<String> = Vec::with_capacity(rows.len());
+                let mut features: Vec<f32> = Vec::new();
+                let mut cols = 0usize;
+                let mut bytes: Vec<Vec<u8>> = Vec::new();
+                let mut texts: Vec<String> = Vec::new();
+                while rows.next().is_some() {
+                    tids.push(rows.get::<String>(1).ok().flatten().unwrap_or_default());
+                    let datum = rows.get_datum_by_ordinal(2).ok().flatten().expect("filtered NOT NULL");
+                    match input_type.as_str() {
+                        "bytea" => bytes.push(unsafe { <&[u8]>::from_datum(datum, false) }.unwrap_or_default().to_vec()),
+                        "text" | "character varying" => texts.push(unsafe { String::from_datum(datum, false) }.unwrap_or_default()),
+                        "real[]" => {
+                            let v: &[f32] = unsafe { float_array(datum, "encode") };
+                            if cols == 0 {
+                                cols = v.len();
+                            } else if v.len() != cols {
+                                raise(E::ERRCODE_DATA_EXCEPTION, format!("column \"{input_column}\" holds vectors of {} and {cols} dimensions", v.len()));
+                            }
+                            features.extend_from_slice(v);
+                        }
+                        t => raise(E::ERRCODE_DATATYPE_MISMATCH, format!("column \"{input_column}\" has type {t}; inputs are real[], bytea or text")),
+                    }
+                }
+                let n = tids.len();
+                let codes = match (image, input_type.as_str()) {
+                    (true, "bytea") => m.encode_image(&ImageInput::Encoded(bytes), device),
+                    (true, _) => m.encode_image(&ImageInput::Features(Matrix::new(n, cols, features)), device),
+                    (false, "real[]") => m.encode_text(&TextInput::Features(Matrix::new(n, cols, features)), device),
+                    (false, "bytea") => raise(E::ERRCODE_DATATYPE_MISMATCH, format!("column \"{input_column}\" is bytea; texts are text or real[]")),
+                    (false, _) => m.encode_text(&TextInput::Raw(texts), device),
+                }
+                .unwrap_or_else(|e| errors::encode(model, e));
+                let codes: Vec<String> = codes.iter().map(|c| jdsh_core::code::format_bits(c.nbits(), c.bytes())).collect();
+                (tids, codes)
+            };
+            let n = tids.len();
+            client
+                .update(update.as_str(), None, &[tids.into(), codes.into()])
+                .unwrap_or_else(|e| raise(E::ERRCODE_INTERNAL_ERROR, e.to_string()));
+            updated += n as i64;
+            pgrx::check_for_interrupts!();
+        }
+    });
+    updated
+}

@@ -1,0 +1,88 @@
+//! `jdsh.evaluate(model, queries, query_column, retrieval, retrieval_column, labels, ks, direction,
+//! version)`: encodes a query relation and a retrieval relation with a model and measures Hamming
+//! ranking quality in the backend, with the trainer crate's own evaluation (so the numbers are the
+//! CLI's): MAP@all, MAP@k, precision@k and precision within Hamming radius 2.
+
+use jdsh_core::code::Code;
+use jdsh_trainer::eval;
+use jdsh_trainer::Model;
+use pgrx::prelude::*;
+use pgrx::PgSqlErrorCode as E;
+
+use super::source::{self, Input, LabelMap};
+use super::{errors, registry};
+use crate::fmgr::{raise, raise_with_hint};
+use crate::gucs;
+
+fn encode(model: &Model, name: &str, input: Input, column: &str, image: bool) -> Vec<Code> {
+    let device = gucs::device();
+    let codes = if image {
+        model.encode_image(&input.into_image(column), device)
+    } else {
+        model.encode_text(&input.into_text(column), device)
+    };
+    codes.unwrap_or_else(|e| errors::encode(name, e))
+}
+
+/// Which side is the image: from `direction` when given, else from the input types.
+fn query_is_image(direction: Option<&str>, q: &Input, r: &Input) -> bool {
+    match direction.map(|d| d.trim().to_ascii_lowercase().replace(' ', "")) {
+        Some(d) if d == "image->text" || d == "i2t" => true,
+        Some(d) if d == "text->image" || d == "t2i" => false,
+        Some(d) => raise(E::ERRCODE_INVALID_PARAMETER_VALUE, format!("unknown direction \"{d}\": use 'image->text' or 'text->image'")),
+        None => match (q, r) {
+            (Input::Bytes(_), _) | (_, Input::Texts(_)) => true,
+            (Input::Texts(_), _) | (_, Input::Bytes(_)) => false,
+            _ => raise_with_hint(
+                E::ERRCODE_INVALID_PARAMETER_VALUE,
+                "both columns are feature vectors: cannot tell which side is the image",
+                "Pass direction => 'image->text' or direction => 'text->image'.",
+            ),
+        },
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+#[pg_extern(sql = false)]
+fn evaluate(
+    model: &str,
+    queries: &str,
+    query_column: &str,
+    retrieval: &str,
+    retrieval_column: &str,
+    labels: &str,
+    ks: Vec<Option<i32>>,
+    direction: Option<&str>,
+    version: Option<i32>,
+) -> TableIterator<'static, (name!(metric, String), name!(k, Option<i32>), name!(value, f64))> {
+    let ks: Vec<usize> = ks
+        .into_iter()
+        .flatten()
+        .map(|k| if k < 1 { raise(E::ERRCODE_INVALID_PARAMETER_VALUE, format!("k must be at least 1, not {k}")) } else { k as usize })
+        .collect();
+    let m = registry::load(model, version);
+    let mut map = LabelMap::default();
+    let mut q = source::read(queries, &[query_column], Some(labels), &mut map);
+    let mut r = source::read(retrieval, &[retrieval_column], Some(labels), &mut map);
+    if q.rows == 0 || r.rows == 0 {
+        raise(
+            E::ERRCODE_INVALID_PARAMETER_VALUE,
+            format!("cannot evaluate with {} queries and {} retrieval items", q.rows, r.rows),
+        );
+    }
+    let (qi, ri) = (q.inputs.pop().expect("one column"), r.inputs.pop().expect("one column"));
+    let image_queries = query_is_image(direction, &qi, &ri);
+    let qc = encode(&m, model, qi, query_column, image_queries);
+    let rc = encode(&m, model, ri, retrieval_column, !image_queries);
+    let ql = map.labels(q.labels.take().unwrap_or_default());
+    let rl = map.labels(r.labels.take().unwrap_or_default());
+    let report = eval::evaluate_codes(&qc, &rc, &ql, &rl, &ks, &ks)
+        .unwrap_or_else(|e| raise(E::ERRCODE_INVALID_PARAMETER_VALUE, e.to_string()));
+    let mut rows = vec![("map".to_string(), None, report.map_all)];
+    rows.extend(report.map_at.iter().map(|&(k, v)| ("map".to_string(), Some(k as i32), v)));
+    rows.extend(report.precision_at.iter().map(|&(k, v)| ("precision".to_string(), Some(k as i32), v)));
+    if let Some(p) = report.precision_radius2 {
+        rows.push(("precision_radius2".to_string(), None, p));
+    }
+    TableIterator::new(rows)
+}
