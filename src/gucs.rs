@@ -46,6 +46,18 @@ pub enum Device {
 
 pub static DEVICE: GucSetting<Device> = GucSetting::<Device>::new(Device::Auto);
 
+/// libtorch threads a backend may use (`jdsh.threads`); 0 = libtorch's default (one per core).
+pub static THREADS: GucSetting<i32> = GucSetting::<i32>::new(1);
+
+/// `jdsh.threads` as the trainer's `TrainConfig::threads`, and applied to libtorch for encoding.
+pub fn threads() -> Option<usize> {
+    let n = THREADS.get();
+    if n > 0 {
+        tch::set_num_threads(n);
+    }
+    (n > 0).then_some(n as usize)
+}
+
 /// The trainer's spelling of the `jdsh.device` setting.
 pub fn device() -> DeviceChoice {
     match DEVICE.get() {
@@ -79,6 +91,17 @@ pub fn init() {
           called once per row always run on the CPU under auto, where one item is faster. \
           An explicit cuda device that is not there is an error, never a silent fall-back.",
         &DEVICE,
+        GucContext::Userset,
+        GucFlags::default(),
+    );
+    GucRegistry::define_int_guc(
+        c"jdsh.threads",
+        c"CPU threads libtorch may use in one backend for training and batch encoding (0 = one per core).",
+        c"A backend normally uses one core; more threads speed up training on an idle machine but \
+          slow everything down when the cores are shared (libtorch's threads spin while waiting).",
+        &THREADS,
+        0,
+        1024,
         GucContext::Userset,
         GucFlags::default(),
     );

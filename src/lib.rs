@@ -18,6 +18,12 @@ mod models;
 
 #[pg_guard]
 pub extern "C-unwind" fn _PG_init() {
+    // pgrx carries PostgreSQL ERRORs through Rust frames as panics and, when RUST_BACKTRACE is
+    // set in the server's environment, would print a Rust backtrace as the DETAIL of ordinary
+    // errors ("column does not exist", "canceling statement"). RUST_LIB_BACKTRACE takes
+    // precedence for captured backtraces and is read once, so set it before anything captures.
+    // The backend is still single-threaded here, which makes changing the environment sound.
+    unsafe { std::env::set_var("RUST_LIB_BACKTRACE", "0") };
     gucs::init();
     index::options::init();
     models::registry::init();

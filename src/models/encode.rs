@@ -38,6 +38,12 @@ fn row_device() -> DeviceChoice {
     }
 }
 
+/// `jdsh.device` for the batch forms, with `jdsh.threads` applied to libtorch.
+fn batch_device() -> DeviceChoice {
+    gucs::threads();
+    gucs::device()
+}
+
 fn one(name: &str, codes: Result<Vec<Code>, jdsh_trainer::EncodeError>) -> pg_sys::Datum {
     match codes {
         Ok(c) if c.len() == 1 => make_code(&c[0]),
@@ -168,7 +174,7 @@ pg_v1! {
     fn encode_texts_raw(fcinfo) {
         let (name, model) = unsafe { model_arg(fcinfo) };
         let (texts, nulls) = unsafe { elements::<String>(arg(fcinfo, 1)) };
-        let codes = if texts.is_empty() { vec![] } else { batch(&name, model.encode_text(&TextInput::Raw(texts), gucs::device())) };
+        let codes = if texts.is_empty() { vec![] } else { batch(&name, model.encode_text(&TextInput::Raw(texts), batch_device())) };
         unsafe { code_array(fcinfo, &nulls, &codes) }
     }
 }
@@ -179,7 +185,7 @@ pg_v1! {
         let (name, model) = unsafe { model_arg(fcinfo) };
         let m = unsafe { float_rows(arg(fcinfo, 1)) };
         let nulls = vec![false; m.rows];
-        let codes = if m.rows == 0 { vec![] } else { batch(&name, model.encode_text(&TextInput::Features(m), gucs::device())) };
+        let codes = if m.rows == 0 { vec![] } else { batch(&name, model.encode_text(&TextInput::Features(m), batch_device())) };
         unsafe { code_array(fcinfo, &nulls, &codes) }
     }
 }
@@ -191,7 +197,7 @@ pg_v1! {
         let a = unsafe { Array::<&[u8]>::from_datum(arg(fcinfo, 1), false) }.expect("non-null array");
         let nulls: Vec<bool> = a.iter().map(|x| x.is_none()).collect();
         let images: Vec<Vec<u8>> = a.iter().flatten().map(|b| b.to_vec()).collect();
-        let codes = if images.is_empty() { vec![] } else { batch(&name, model.encode_image(&ImageInput::Encoded(images), gucs::device())) };
+        let codes = if images.is_empty() { vec![] } else { batch(&name, model.encode_image(&ImageInput::Encoded(images), batch_device())) };
         unsafe { code_array(fcinfo, &nulls, &codes) }
     }
 }
@@ -202,7 +208,7 @@ pg_v1! {
         let (name, model) = unsafe { model_arg(fcinfo) };
         let m = unsafe { float_rows(arg(fcinfo, 1)) };
         let nulls = vec![false; m.rows];
-        let codes = if m.rows == 0 { vec![] } else { batch(&name, model.encode_image(&ImageInput::Features(m), gucs::device())) };
+        let codes = if m.rows == 0 { vec![] } else { batch(&name, model.encode_image(&ImageInput::Features(m), batch_device())) };
         unsafe { code_array(fcinfo, &nulls, &codes) }
     }
 }
@@ -268,7 +274,7 @@ fn encode_table(
           WHERE t.ctid = v.tid AND t.ctid = ANY ($1::text[]::tid[])",
         code = q(code_column)
     );
-    let device = gucs::device();
+    let device = batch_device();
     let mut updated = 0i64;
     Spi::connect_mut(|client| {
         // The cursor's snapshot predates the updates, so each row is read (and updated) once.

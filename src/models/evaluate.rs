@@ -16,6 +16,7 @@ use crate::gucs;
 
 fn encode(model: &Model, name: &str, input: Input, column: &str, image: bool) -> Vec<Code> {
     let device = gucs::device();
+    gucs::threads();
     let codes = if image {
         model.encode_image(&input.into_image(column), device)
     } else {

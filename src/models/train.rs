@@ -50,7 +50,7 @@ fn merge(base: &mut serde_json::Value, options: &serde_json::Value, path: &str) 
     }
 }
 
-/// The training configuration: the method's defaults, `jdsh.device`, a 10 % hold-out when
+/// The training configuration: the method's defaults, `jdsh.device` and `jdsh.threads`, a 10 % hold-out when
 /// labels are given (for the returned MAP), then the caller's `epochs` and `options`.
 fn config(method: Method, bits: i32, epochs: Option<i32>, has_labels: bool, options: &serde_json::Value) -> TrainConfig {
     if !(1..=4096).contains(&bits) {
@@ -58,6 +58,7 @@ fn config(method: Method, bits: i32, epochs: Option<i32>, has_labels: bool, opti
     }
     let mut cfg = TrainConfig::defaults(method, bits as usize);
     cfg.device = gucs::device();
+    cfg.threads = gucs::threads();
     if has_labels {
         cfg.holdout = 0.1;
     }
@@ -77,18 +78,26 @@ fn config(method: Method, bits: i32, epochs: Option<i32>, has_labels: bool, opti
     cfg
 }
 
-fn interrupt_pending() -> bool {
-    unsafe { std::ptr::read_volatile(&raw const pg_sys::InterruptPending) != 0 }
+/// A query cancel, statement timeout or backend termination is waiting. Other interrupts (e.g.
+/// catch-up of shared invalidation messages, set by other sessions' DDL) also raise
+/// `InterruptPending` and must not stop training; they are served at the next
+/// `CHECK_FOR_INTERRUPTS` after it.
+fn cancel_pending() -> bool {
+    unsafe {
+        std::ptr::read_volatile(&raw const pg_sys::InterruptPending) != 0
+            && (std::ptr::read_volatile(&raw const pg_sys::QueryCancelPending) != 0
+                || std::ptr::read_volatile(&raw const pg_sys::ProcDiePending) != 0)
+    }
 }
 
-/// NOTICEs at the end of every epoch and every 10 s inside one; `Break` on a pending interrupt.
+/// NOTICEs at the end of every epoch and every 10 s inside one; `Break` on a pending cancel.
 struct Notices {
     last: Instant,
 }
 
 impl Notices {
     fn event(&mut self, e: &ProgressEvent) -> ControlFlow<()> {
-        if interrupt_pending() {
+        if cancel_pending() {
             return ControlFlow::Break(());
         }
         let epoch_end = e.phase == Phase::Training && e.batch + 1 == e.batches;
