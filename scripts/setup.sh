@@ -56,3 +56,7 @@ else
   cargo pgrx install --release --pg-config "$PG_CONFIG" --sudo >/dev/null
 fi
 log "installed jdsh into $("$PG_CONFIG" --pkglibdir)"
+# The trainer's CLI: loads the data sets into tables (demo, tests) and trains/encodes outside SQL.
+log "building jdsh-train (release)"
+cargo build --release -q -p jdsh-trainer --bin jdsh-train
+log "jdsh-train is $CARGO_TARGET_DIR/release/jdsh-train"
