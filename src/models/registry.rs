@@ -6,6 +6,8 @@
 //! (this one included, and again on rollback) processes it at its next command, where the relcache
 //! callback registered in [`init`] drops the cache. So a retrained, renamed, dropped or imported
 //! model is seen by the next statement of every session, and a cached lookup costs a hash probe.
+//! (A backend reads the invalidation queue only at transaction start and when it takes a new
+//! lock; [`load`] also reads it at the first lookup of each statement, see [`new_statement`].)
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
@@ -25,6 +27,8 @@ type Key = (String, Option<i32>);
 static CACHE: Lazy<Mutex<HashMap<Key, (i32, Arc<Model>)>>> = Lazy::new(|| Mutex::new(HashMap::new()));
 /// Set by the relcache callback; the next lookup empties the cache.
 static STALE: AtomicBool = AtomicBool::new(false);
+/// Also set by the relcache callback; cleared at the first lookup of each statement (see `load`).
+static SEEN: AtomicBool = AtomicBool::new(false);
 /// OID of `jdsh.models`, learnt at the first load (0 before: nothing cached, nothing to drop).
 static MODELS_OID: AtomicU32 = AtomicU32::new(0);
 
@@ -34,6 +38,7 @@ unsafe extern "C-unwind" fn relcache_callback(_arg: pg_sys::Datum, relid: pg_sys
     let models = MODELS_OID.load(Ordering::Relaxed);
     if relid == pg_sys::InvalidOid || (models != 0 && relid.to_u32() == models) {
         STALE.store(true, Ordering::Relaxed);
+        SEEN.store(true, Ordering::Relaxed);
     }
 }
 
@@ -62,9 +67,44 @@ fn describe(name: &str, version: Option<i32>) -> String {
     }
 }
 
+/// (local transaction id, statement start time) of the last lookup.
+static LAST_STATEMENT: Mutex<(u32, i64)> = Mutex::new((0, 0));
+
+/// True at the first lookup of a statement (a client message: `statement_timestamp()` changes
+/// with each one, the local transaction id with each transaction).
+fn new_statement() -> bool {
+    let now = unsafe {
+        let lxid = if pg_sys::MyProc.is_null() { 0 } else { (*pg_sys::MyProc).lxid };
+        (lxid, pg_sys::GetCurrentStatementStartTimestamp())
+    };
+    let mut last = LAST_STATEMENT.lock().unwrap_or_else(|p| p.into_inner());
+    let changed = *last != now;
+    *last = now;
+    changed
+}
+
 /// The model called `name` (its latest version, or `version`), from the cache or the table.
 pub fn load(name: &str, version: Option<i32>) -> Arc<Model> {
     let key: Key = (name.to_string(), version);
+    if new_statement() {
+        // Inside a transaction block nothing else may read the invalidation queue between two
+        // statements: a cached lookup takes no lock, so in READ COMMITTED `BEGIN; SELECT
+        // jdsh.encode_text('m', ..); <another session retrains m>; SELECT jdsh.encode_text('m',
+        // ..)` kept encoding with the old version although the second statement's snapshot sees
+        // the new one. Read it here, once per statement (not per call: one statement, one model).
+        //
+        // A model loaded after a change was seen was read with a snapshot that may predate that
+        // change (a REPEATABLE READ transaction, or a change committed after the statement
+        // began); it is right for that statement but must not outlive it: so a change seen since
+        // the previous statement began empties the cache once more now. Without this, `BEGIN
+        // ISOLATION LEVEL REPEATABLE READ; <retrain elsewhere>; encode; COMMIT` left the old
+        // version cached, and every later statement of the session used it.
+        let seen_before = SEEN.swap(false, Ordering::Relaxed);
+        unsafe { pg_sys::AcceptInvalidationMessages() };
+        if seen_before {
+            STALE.store(true, Ordering::Relaxed);
+        }
+    }
     {
         let mut cache = CACHE.lock().unwrap_or_else(|p| p.into_inner());
         if STALE.swap(false, Ordering::Relaxed) {
@@ -74,11 +114,18 @@ pub fn load(name: &str, version: Option<i32>) -> Arc<Model> {
             return m.clone();
         }
     }
-    let row = Spi::get_three_with_args::<i32, Vec<u8>, pg_sys::Oid>(
-        "SELECT version, model, tableoid FROM jdsh.models \
-          WHERE name = $1 AND ($2 IS NULL OR version = $2) ORDER BY version DESC LIMIT 1",
-        &[name.into(), version.into()],
-    );
+    // A read-only query: encoders are PARALLEL SAFE, and a parallel worker may load models too.
+    let row = Spi::connect(|client| {
+        client
+            .select(
+                "SELECT version, model, tableoid FROM jdsh.models \
+                  WHERE name = $1 AND ($2 IS NULL OR version = $2) ORDER BY version DESC LIMIT 1",
+                Some(1),
+                &[name.into(), version.into()],
+            )?
+            .first()
+            .get_three::<i32, Vec<u8>, pg_sys::Oid>()
+    });
     let (resolved, bytes, table) = match row {
         Ok((Some(v), Some(b), Some(t))) => (v, b, t),
         Ok(_) | Err(pgrx::spi::SpiError::InvalidPosition) => raise_with_hint(
