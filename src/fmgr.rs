@@ -71,7 +71,10 @@ pub unsafe fn float_array<'a, T>(datum: pg_sys::Datum, what: &str) -> &'a [T] {
             );
         }
         if raw.any_nulls() {
-            raise(PgSqlErrorCode::ERRCODE_NULL_VALUE_NOT_ALLOWED, format!("cannot {what} an array containing NULL"));
+            raise(
+                PgSqlErrorCode::ERRCODE_NULL_VALUE_NOT_ALLOWED,
+                format!("cannot {what} an array containing NULL"),
+            );
         }
         let data = raw.data::<T>();
         if data.is_empty() {

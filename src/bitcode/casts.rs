@@ -104,7 +104,6 @@ pg_v1! {
     }
 }
 
-
 fn binarize(values: impl Iterator<Item = f64>, typmod: i32) -> pg_sys::Datum {
     let c = Code::from_signs(values).unwrap_or_else(|e| report(e));
     enforce_typmod(c.nbits(), typmod);

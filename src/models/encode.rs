@@ -105,7 +105,11 @@ unsafe fn code_array(fcinfo: pg_sys::FunctionCallInfo, nulls: &[bool], codes: &[
         let mut next = codes.iter();
         let mut datums: Vec<pg_sys::Datum> = Vec::with_capacity(nulls.len());
         for &null in nulls {
-            datums.push(if null { pg_sys::Datum::from(0) } else { make_code(next.next().expect("one code per item")) });
+            datums.push(if null {
+                pg_sys::Datum::from(0)
+            } else {
+                make_code(next.next().expect("one code per item"))
+            });
         }
         let mut isnull: Vec<bool> = nulls.to_vec();
         let mut dims = [nulls.len() as i32];
@@ -247,17 +251,28 @@ fn encode_table(
     .unwrap_or_else(|e| raise(E::ERRCODE_INTERNAL_ERROR, e.to_string()));
     let table = table.unwrap_or_default();
     let Some(input_type) = input_type else {
-        raise(E::ERRCODE_UNDEFINED_COLUMN, format!("column \"{input_column}\" of relation {table} does not exist"))
+        raise(
+            E::ERRCODE_UNDEFINED_COLUMN,
+            format!("column \"{input_column}\" of relation {table} does not exist"),
+        )
     };
     match code_type.as_deref() {
-        None => raise(E::ERRCODE_UNDEFINED_COLUMN, format!("column \"{code_column}\" of relation {table} does not exist")),
+        None => raise(
+            E::ERRCODE_UNDEFINED_COLUMN,
+            format!("column \"{code_column}\" of relation {table} does not exist"),
+        ),
         Some(t) if t == "bitcode" || t.ends_with(".bitcode") => {}
-        Some(t) => raise(E::ERRCODE_DATATYPE_MISMATCH, format!("column \"{code_column}\" has type {t}; codes go in a bitcode column")),
+        Some(t) => raise(
+            E::ERRCODE_DATATYPE_MISMATCH,
+            format!("column \"{code_column}\" has type {t}; codes go in a bitcode column"),
+        ),
     }
     let image = match (input_type.as_str(), modality.map(|s| s.trim().to_ascii_lowercase())) {
         (_, Some(m)) if m == "image" => true,
         (_, Some(m)) if m == "text" => false,
-        (_, Some(m)) => raise(E::ERRCODE_INVALID_PARAMETER_VALUE, format!("unknown modality \"{m}\": use image or text")),
+        (_, Some(m)) => {
+            raise(E::ERRCODE_INVALID_PARAMETER_VALUE, format!("unknown modality \"{m}\": use image or text"))
+        }
         ("bytea", None) => true,
         ("text" | "character varying", None) => false,
         (t, None) => raise_with_hint(
@@ -267,7 +282,8 @@ fn encode_table(
         ),
     };
     let q = |s: &str| format!("\"{}\"", s.replace('"', "\"\""));
-    let select = format!("SELECT ctid::text, {} FROM {table} WHERE {} IS NOT NULL", q(input_column), q(input_column));
+    let select =
+        format!("SELECT ctid::text, {} FROM {table} WHERE {} IS NOT NULL", q(input_column), q(input_column));
     let update = format!(
         "UPDATE {table} AS t SET {code} = v.code \
            FROM unnest($1::text[]::tid[], $2::text[]::bitcode[]) AS v(tid, code) \
@@ -283,7 +299,9 @@ fn encode_table(
             .unwrap_or_else(|e| raise(E::ERRCODE_INTERNAL_ERROR, e.to_string()));
         loop {
             let (tids, codes) = {
-                let mut rows = cursor.fetch(batch_size as i64).unwrap_or_else(|e| raise(E::ERRCODE_INTERNAL_ERROR, e.to_string()));
+                let mut rows = cursor
+                    .fetch(batch_size as i64)
+                    .unwrap_or_else(|e| raise(E::ERRCODE_INTERNAL_ERROR, e.to_string()));
                 if rows.is_empty() {
                     break;
                 }
@@ -296,30 +314,52 @@ fn encode_table(
                     tids.push(rows.get::<String>(1).ok().flatten().unwrap_or_default());
                     let datum = rows.get_datum_by_ordinal(2).ok().flatten().expect("filtered NOT NULL");
                     match input_type.as_str() {
-                        "bytea" => bytes.push(unsafe { <&[u8]>::from_datum(datum, false) }.unwrap_or_default().to_vec()),
-                        "text" | "character varying" => texts.push(unsafe { String::from_datum(datum, false) }.unwrap_or_default()),
+                        "bytea" => bytes
+                            .push(unsafe { <&[u8]>::from_datum(datum, false) }.unwrap_or_default().to_vec()),
+                        "text" | "character varying" => {
+                            texts.push(unsafe { String::from_datum(datum, false) }.unwrap_or_default())
+                        }
                         "real[]" => {
                             let v: &[f32] = unsafe { float_array(datum, "encode") };
                             if cols == 0 {
                                 cols = v.len();
                             } else if v.len() != cols {
-                                raise(E::ERRCODE_DATA_EXCEPTION, format!("column \"{input_column}\" holds vectors of {} and {cols} dimensions", v.len()));
+                                raise(
+                                    E::ERRCODE_DATA_EXCEPTION,
+                                    format!(
+                                        "column \"{input_column}\" holds vectors of {} and {cols} dimensions",
+                                        v.len()
+                                    ),
+                                );
                             }
                             features.extend_from_slice(v);
                         }
-                        t => raise(E::ERRCODE_DATATYPE_MISMATCH, format!("column \"{input_column}\" has type {t}; inputs are real[], bytea or text")),
+                        t => raise(
+                            E::ERRCODE_DATATYPE_MISMATCH,
+                            format!(
+                                "column \"{input_column}\" has type {t}; inputs are real[], bytea or text"
+                            ),
+                        ),
                     }
                 }
                 let n = tids.len();
                 let codes = match (image, input_type.as_str()) {
                     (true, "bytea") => m.encode_image(&ImageInput::Encoded(bytes), device),
-                    (true, _) => m.encode_image(&ImageInput::Features(Matrix::new(n, cols, features)), device),
-                    (false, "real[]") => m.encode_text(&TextInput::Features(Matrix::new(n, cols, features)), device),
-                    (false, "bytea") => raise(E::ERRCODE_DATATYPE_MISMATCH, format!("column \"{input_column}\" is bytea; texts are text or real[]")),
+                    (true, _) => {
+                        m.encode_image(&ImageInput::Features(Matrix::new(n, cols, features)), device)
+                    }
+                    (false, "real[]") => {
+                        m.encode_text(&TextInput::Features(Matrix::new(n, cols, features)), device)
+                    }
+                    (false, "bytea") => raise(
+                        E::ERRCODE_DATATYPE_MISMATCH,
+                        format!("column \"{input_column}\" is bytea; texts are text or real[]"),
+                    ),
                     (false, _) => m.encode_text(&TextInput::Raw(texts), device),
                 }
                 .unwrap_or_else(|e| errors::encode(model, e));
-                let codes: Vec<String> = codes.iter().map(|c| jdsh_core::code::format_bits(c.nbits(), c.bytes())).collect();
+                let codes: Vec<String> =
+                    codes.iter().map(|c| jdsh_core::code::format_bits(c.nbits(), c.bytes())).collect();
                 (tids, codes)
             };
             let n = tids.len();

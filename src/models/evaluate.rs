@@ -30,7 +30,10 @@ fn query_is_image(direction: Option<&str>, q: &Input, r: &Input) -> bool {
     match direction.map(|d| d.trim().to_ascii_lowercase().replace(' ', "")) {
         Some(d) if d == "image->text" || d == "i2t" => true,
         Some(d) if d == "text->image" || d == "t2i" => false,
-        Some(d) => raise(E::ERRCODE_INVALID_PARAMETER_VALUE, format!("unknown direction \"{d}\": use 'image->text' or 'text->image'")),
+        Some(d) => raise(
+            E::ERRCODE_INVALID_PARAMETER_VALUE,
+            format!("unknown direction \"{d}\": use 'image->text' or 'text->image'"),
+        ),
         None => match (q, r) {
             (Input::Bytes(_), _) | (_, Input::Texts(_)) => true,
             (Input::Texts(_), _) | (_, Input::Bytes(_)) => false,
@@ -59,7 +62,13 @@ fn evaluate(
     let ks: Vec<usize> = ks
         .into_iter()
         .flatten()
-        .map(|k| if k < 1 { raise(E::ERRCODE_INVALID_PARAMETER_VALUE, format!("k must be at least 1, not {k}")) } else { k as usize })
+        .map(|k| {
+            if k < 1 {
+                raise(E::ERRCODE_INVALID_PARAMETER_VALUE, format!("k must be at least 1, not {k}"))
+            } else {
+                k as usize
+            }
+        })
         .collect();
     let m = registry::load(model, version);
     let mut map = LabelMap::default();

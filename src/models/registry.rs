@@ -186,7 +186,11 @@ pub fn store(name: &str, source: &str, model: &Model) -> i32 {
     Spi::connect_mut(|client| {
         // Two sessions storing the same name at once would pick the same version.
         client
-            .update("SELECT pg_advisory_xact_lock(hashtextextended('jdsh.models/' || $1, 0))", None, &[name.into()])
+            .update(
+                "SELECT pg_advisory_xact_lock(hashtextextended('jdsh.models/' || $1, 0))",
+                None,
+                &[name.into()],
+            )
             .unwrap_or_else(|e| raise(E::ERRCODE_INTERNAL_ERROR, e.to_string()));
         client
             .update(

@@ -188,27 +188,39 @@ impl Builder {
                 if oid == pg_sys::FLOAT4ARRAYOID {
                     values.extend_from_slice(unsafe { float_array::<f32>(datum, "read features from") });
                 } else {
-                    values.extend(unsafe { float_array::<f64>(datum, "read features from") }.iter().map(|&x| x as f32));
+                    values.extend(
+                        unsafe { float_array::<f64>(datum, "read features from") }.iter().map(|&x| x as f32),
+                    );
                 }
                 let n = values.len() - before;
                 match cols {
-                    None if n == 0 => raise(E::ERRCODE_DATA_EXCEPTION, format!("column \"{column}\" holds an empty array in row {}", row + 1)),
+                    None if n == 0 => raise(
+                        E::ERRCODE_DATA_EXCEPTION,
+                        format!("column \"{column}\" holds an empty array in row {}", row + 1),
+                    ),
                     None => *cols = Some(n),
                     Some(c) if *c != n => raise(
                         E::ERRCODE_DATA_EXCEPTION,
-                        format!("column \"{column}\" has {n} dimensions in row {}, but {c} in the first row", row + 1),
+                        format!(
+                            "column \"{column}\" has {n} dimensions in row {}, but {c} in the first row",
+                            row + 1
+                        ),
                     ),
                     _ => {}
                 }
             }
-            Builder::Bytes(v) => v.push(unsafe { <&[u8]>::from_datum(datum, false) }.unwrap_or_default().to_vec()),
+            Builder::Bytes(v) => {
+                v.push(unsafe { <&[u8]>::from_datum(datum, false) }.unwrap_or_default().to_vec())
+            }
             Builder::Texts(v) => v.push(unsafe { String::from_datum(datum, false) }.unwrap_or_default()),
         }
     }
 
     fn finish(self, rows: usize) -> Input {
         match self {
-            Builder::Features { values, cols } => Input::Features(Matrix::new(rows, cols.unwrap_or(0), values)),
+            Builder::Features { values, cols } => {
+                Input::Features(Matrix::new(rows, cols.unwrap_or(0), values))
+            }
             Builder::Bytes(v) => Input::Bytes(v),
             Builder::Texts(v) => Input::Texts(v),
         }
@@ -216,7 +228,14 @@ impl Builder {
 }
 
 /// The label(s) of the current row of `t`, as class indices.
-fn read_labels(column: &str, oid: pg_sys::Oid, t: &SpiTupleTable, ordinal: usize, row: usize, map: &mut LabelMap) -> Vec<u32> {
+fn read_labels(
+    column: &str,
+    oid: pg_sys::Oid,
+    t: &SpiTupleTable,
+    ordinal: usize,
+    row: usize,
+    map: &mut LabelMap,
+) -> Vec<u32> {
     fn strings<T>(t: &SpiTupleTable, ordinal: usize) -> Option<Vec<Option<String>>>
     where
         T: ToString + IntoDatum,
@@ -230,7 +249,9 @@ fn read_labels(column: &str, oid: pg_sys::Oid, t: &SpiTupleTable, ordinal: usize
         pg_sys::INT2OID => t.get::<i16>(ordinal).ok().flatten().map(|v| vec![Some(v.to_string())]),
         pg_sys::INT4OID => t.get::<i32>(ordinal).ok().flatten().map(|v| vec![Some(v.to_string())]),
         pg_sys::INT8OID => t.get::<i64>(ordinal).ok().flatten().map(|v| vec![Some(v.to_string())]),
-        pg_sys::TEXTOID | pg_sys::VARCHAROID => t.get::<String>(ordinal).ok().flatten().map(|v| vec![Some(v)]),
+        pg_sys::TEXTOID | pg_sys::VARCHAROID => {
+            t.get::<String>(ordinal).ok().flatten().map(|v| vec![Some(v)])
+        }
         pg_sys::INT2ARRAYOID => strings::<i16>(t, ordinal),
         pg_sys::INT4ARRAYOID => strings::<i32>(t, ordinal),
         pg_sys::INT8ARRAYOID => strings::<i64>(t, ordinal),
@@ -259,9 +280,9 @@ pub fn read(source: &str, columns: &[&str], labels: Option<&str>, map: &mut Labe
         let mut label_sets: Vec<Vec<u32>> = Vec::new();
         let mut rows = 0usize;
         loop {
-            let batch = cursor
-                .fetch(FETCH)
-                .unwrap_or_else(|e| raise(E::ERRCODE_INTERNAL_ERROR, format!("cannot read \"{source}\": {e}")));
+            let batch = cursor.fetch(FETCH).unwrap_or_else(|e| {
+                raise(E::ERRCODE_INTERNAL_ERROR, format!("cannot read \"{source}\": {e}"))
+            });
             if kinds.is_none() {
                 let k: Vec<(Kind, pg_sys::Oid)> = (0..select.len())
                     .map(|i| {
@@ -289,7 +310,14 @@ pub fn read(source: &str, columns: &[&str], labels: Option<&str>, map: &mut Labe
                     b.push(columns[i], kinds[i].1, batch.get_datum_by_ordinal(i + 1).ok().flatten(), rows);
                 }
                 if let Some(l) = labels {
-                    label_sets.push(read_labels(l, kinds[columns.len()].1, &batch, columns.len() + 1, rows, map));
+                    label_sets.push(read_labels(
+                        l,
+                        kinds[columns.len()].1,
+                        &batch,
+                        columns.len() + 1,
+                        rows,
+                        map,
+                    ));
                 }
                 rows += 1;
             }

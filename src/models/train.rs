@@ -42,7 +42,10 @@ fn merge(base: &mut serde_json::Value, options: &serde_json::Value, path: &str) 
                 let keys: Vec<&str> = keys.iter().map(|s| s.as_str()).collect();
                 raise_with_hint(
                     E::ERRCODE_INVALID_PARAMETER_VALUE,
-                    format!("unknown training option \"{}{k}\"", if path.is_empty() { String::new() } else { format!("{}.", &path[1..]) }),
+                    format!(
+                        "unknown training option \"{}{k}\"",
+                        if path.is_empty() { String::new() } else { format!("{}.", &path[1..]) }
+                    ),
                     format!("Valid options{path}: {}.", keys.join(", ")),
                 );
             }
@@ -52,7 +55,13 @@ fn merge(base: &mut serde_json::Value, options: &serde_json::Value, path: &str) 
 
 /// The training configuration: the method's defaults, `jdsh.device` and `jdsh.threads`, a 10 % hold-out when
 /// labels are given (for the returned MAP), then the caller's `epochs` and `options`.
-fn config(method: Method, bits: i32, epochs: Option<i32>, has_labels: bool, options: &serde_json::Value) -> TrainConfig {
+fn config(
+    method: Method,
+    bits: i32,
+    epochs: Option<i32>,
+    has_labels: bool,
+    options: &serde_json::Value,
+) -> TrainConfig {
     if !(1..=4096).contains(&bits) {
         raise(E::ERRCODE_INVALID_PARAMETER_VALUE, format!("bits must be between 1 and 4096, not {bits}"));
     }
@@ -68,12 +77,17 @@ fn config(method: Method, bits: i32, epochs: Option<i32>, has_labels: bool, opti
         }
         cfg.epochs = e as usize;
     }
-    let mut value = serde_json::to_value(&cfg).unwrap_or_else(|e| raise(E::ERRCODE_INTERNAL_ERROR, e.to_string()));
+    let mut value =
+        serde_json::to_value(&cfg).unwrap_or_else(|e| raise(E::ERRCODE_INTERNAL_ERROR, e.to_string()));
     merge(&mut value, options, "");
-    let cfg: TrainConfig = serde_json::from_value(value)
-        .unwrap_or_else(|e| raise(E::ERRCODE_INVALID_PARAMETER_VALUE, format!("invalid training options: {e}")));
+    let cfg: TrainConfig = serde_json::from_value(value).unwrap_or_else(|e| {
+        raise(E::ERRCODE_INVALID_PARAMETER_VALUE, format!("invalid training options: {e}"))
+    });
     if cfg.bits != bits as usize || cfg.method != method {
-        raise(E::ERRCODE_INVALID_PARAMETER_VALUE, "set bits and method with their own arguments, not in options");
+        raise(
+            E::ERRCODE_INVALID_PARAMETER_VALUE,
+            "set bits and method with their own arguments, not in options",
+        );
     }
     cfg
 }
@@ -105,7 +119,9 @@ impl Notices {
             self.last = Instant::now();
             let msg = match e.phase {
                 Phase::Preparing => format!("jdsh.train: preparing, elapsed {}", fmt_duration(e.elapsed)),
-                Phase::Evaluating => format!("jdsh.train: measuring hold-out MAP, elapsed {}", fmt_duration(e.elapsed)),
+                Phase::Evaluating => {
+                    format!("jdsh.train: measuring hold-out MAP, elapsed {}", fmt_duration(e.elapsed))
+                }
                 Phase::Training => format!(
                     "jdsh.train: epoch {}/{}{}, loss {:.5}, elapsed {}, remaining {}",
                     e.epoch + 1,
@@ -121,7 +137,6 @@ impl Notices {
         ControlFlow::Continue(())
     }
 }
-
 
 #[allow(clippy::too_many_arguments)]
 #[pg_extern(sql = false)]
@@ -150,7 +165,8 @@ fn train(
         name!(map_text_to_image, Option<f64>),
     ),
 > {
-    let method: Method = method.parse().unwrap_or_else(|e: String| raise(E::ERRCODE_INVALID_PARAMETER_VALUE, e));
+    let method: Method =
+        method.parse().unwrap_or_else(|e: String| raise(E::ERRCODE_INVALID_PARAMETER_VALUE, e));
     let cfg = config(method, bits, epochs, labels.is_some(), &options.0);
     // Fail before reading or training, not after minutes of it.
     registry::check_may_write(name);
