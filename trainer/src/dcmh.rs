@@ -37,6 +37,17 @@ pub struct DcmhParams {
     /// turns it on; off reproduces the paper's objective exactly.
     #[serde(default)]
     pub balance_pairs: bool,
+    /// Divide the bit-balance term by n, i.e. `eta ||F^T 1||^2 / n` = `eta n ||mean F||^2`. The
+    /// paper's sum over the whole training set is a stiff term here: its gradient is the same
+    /// `2 eta F^T 1` for every row of every batch, but a step refreshes only the batch's rows of
+    /// the stored F, so the next batches keep pushing the output bias the same way and it
+    /// overshoots by up to n / batch (Wikipedia: ~70x) per epoch; with Adam (or SGD at the paper's
+    /// first rates on standardised inputs) F then runs away (|F| ~ 27) and the other net shrinks to
+    /// 0. Per item the term keeps its role (the mean output of every bit is pulled to 0) at a
+    /// scale comparable to one item's likelihood. `TrainConfig::defaults` turns it on; off is the
+    /// paper's term.
+    #[serde(default)]
+    pub balance_mean: bool,
 }
 
 impl Default for DcmhParams {
@@ -50,6 +61,7 @@ impl Default for DcmhParams {
             adam: false,
             clip_norm: Some(10.0),
             balance_pairs: false,
+            balance_mean: false,
         }
     }
 }
@@ -109,7 +121,8 @@ pub fn batch_loss(
     let quantization = (b_b - out_b).square().sum(None::<Kind>);
     let balance =
         (out_b.sum_dim_intlist([0i64].as_slice(), false, None::<Kind>) + rest).square().sum(None::<Kind>);
-    let mut total = &likelihood + &quantization * p.gamma + &balance * p.eta;
+    let eta = if p.balance_mean { p.eta / other.size()[0].max(1) as f64 } else { p.eta };
+    let mut total = &likelihood + &quantization * p.gamma + &balance * eta;
     if p.normalize_by_pairs {
         let pairs = (other.size()[0] * out_b.size()[0]).max(1) as f64;
         total /= pairs;
@@ -146,6 +159,10 @@ mod tests {
         assert!((l.quantization.double_value(&[]) - 1.0).abs() < 1e-6);
         assert!((l.balance.double_value(&[]) - 6.25).abs() < 1e-6);
         assert!((l.total.double_value(&[]) - (like + 1.0 + 6.25)).abs() < 1e-5);
+        // balance_mean: the bit-balance term divided by n (= 2 training items here).
+        let pm = DcmhParams { balance_mean: true, ..p.clone() };
+        let lm = batch_loss(&f, &g, &s, &b, &rest, &pm);
+        assert!((lm.total.double_value(&[]) - (like + 1.0 + 6.25 / 2.0)).abs() < 1e-5);
         let pn = DcmhParams::default();
         let ln = batch_loss(&f, &g, &s, &b, &rest, &pn);
         assert!((ln.total.double_value(&[]) - (like + 7.25) / 2.0).abs() < 1e-5);

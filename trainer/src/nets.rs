@@ -147,6 +147,12 @@ impl HashNet {
     /// The real-valued hash output `h` (n x bits), before any tanh. `x` is (n x dim) for an MLP,
     /// (n x C x H x W) for a CNN.
     pub fn forward(&self, x: &Tensor) -> Tensor {
+        self.forward_t(x, 0.0)
+    }
+
+    /// [`HashNet::forward`] in training mode: dropout with probability `dropout` after each hidden
+    /// fully connected layer's ReLU (0 = none, exactly `forward`).
+    pub fn forward_t(&self, x: &Tensor, dropout: f64) -> Tensor {
         let n_conv = self.spec.conv_channels.len();
         let mut h = x.shallow_clone();
         for i in 0..n_conv {
@@ -164,6 +170,9 @@ impl HashNet {
             h = h.linear(&fc[2 * i], Some(&fc[2 * i + 1]));
             if i + 1 < n_fc {
                 h = h.relu();
+                if dropout > 0.0 {
+                    h = h.dropout(dropout, true);
+                }
             }
         }
         h

@@ -113,15 +113,29 @@ struct TrainArgs {
     /// JDSH joint-matrix weights a,b,l (default 0.5,0.1,0.4).
     #[arg(long, value_delimiter = ',')]
     joint: Option<Vec<f64>>,
-    /// DCMH: Adam instead of the paper's plain SGD.
+    /// DCMH: Adam (on) or the paper's plain SGD (off); default: the method's (on).
     #[arg(long)]
-    adam: bool,
-    /// DCMH: weight similar pairs by #dissimilar/#similar: on (default) or off (the paper's objective).
-    #[arg(long, default_value = "on")]
-    balance_pairs: String,
+    adam: Option<String>,
+    /// DCMH: weight similar pairs by #dissimilar/#similar: on or off (the paper's objective,
+    /// default).
+    #[arg(long)]
+    balance_pairs: Option<String>,
+    /// DCMH: bit-balance term divided by n (on, default) or the paper's sum over the training set (off).
+    #[arg(long)]
+    balance_mean: Option<String>,
     /// DCMH: weight of the quantisation term.
     #[arg(long)]
     gamma: Option<f64>,
+    /// DCMH: the last epoch's learning rate is the first's divided by this (log-spaced in between;
+    /// the paper's schedule is 10^1.5 = 31.6; 1 = constant).
+    #[arg(long)]
+    lr_decay: Option<f64>,
+    /// DCMH: weight of the bit-balance term.
+    #[arg(long)]
+    eta: Option<f64>,
+    /// Dropout probability after each hidden layer during training (default: the method's).
+    #[arg(long)]
+    dropout: Option<f64>,
     /// DCMH: gradient-norm clip per step (0 = none).
     #[arg(long)]
     clip: Option<f64>,
@@ -244,14 +258,29 @@ fn run_train(a: TrainArgs) -> Result<(), String> {
         let [a, b, l] = j.as_slice() else { return Err("--joint takes three numbers a,b,l".into()) };
         cfg.jdsh.joint = jdsh_trainer::jdsh::JointWeights { a: *a, b: *b, l: *l };
     }
-    cfg.dcmh.adam = a.adam;
-    cfg.dcmh.balance_pairs = match a.balance_pairs.as_str() {
-        "on" => true,
-        "off" => false,
-        other => return Err(format!("--balance-pairs takes on or off, not {other:?}")),
+    let on_off = |flag: &str, v: &Option<String>, default: bool| match v.as_deref() {
+        None => Ok(default),
+        Some("on") => Ok(true),
+        Some("off") => Ok(false),
+        Some(other) => Err(format!("--{flag} takes on or off, not {other:?}")),
     };
+    cfg.dcmh.adam = on_off("adam", &a.adam, cfg.dcmh.adam)?;
+    cfg.dcmh.balance_pairs = on_off("balance-pairs", &a.balance_pairs, cfg.dcmh.balance_pairs)?;
+    cfg.dcmh.balance_mean = on_off("balance-mean", &a.balance_mean, cfg.dcmh.balance_mean)?;
     if let Some(g) = a.gamma {
         cfg.dcmh.gamma = g;
+    }
+    if let Some(r) = a.lr_decay {
+        if !(r >= 1.0 && r.is_finite()) {
+            return Err("--lr-decay must be >= 1".into());
+        }
+        cfg.dcmh.lr_last = cfg.dcmh.lr_first / r;
+    }
+    if let Some(e) = a.eta {
+        cfg.dcmh.eta = e;
+    }
+    if let Some(d) = a.dropout {
+        cfg.dropout = d;
     }
     if let Some(c) = a.clip {
         cfg.dcmh.clip_norm = (c > 0.0).then_some(c);
