@@ -28,6 +28,7 @@ bash scripts/regress.sh
 step "cluster tests: mih crash recovery and standby, mih concurrency (own clusters)"
 bash tests/cluster/mih_crash.sh
 bash tests/cluster/mih_concurrency.sh
+bash tests/cluster/models.sh
 
 step "in-server tests (cargo pgrx test)"
 if [ "$(id -u)" = 0 ]; then

@@ -30,6 +30,10 @@ SELECT pg_catalog.pg_extension_config_dump('jdsh.models', '');
 
 REVOKE ALL ON jdsh.models FROM PUBLIC;
 GRANT SELECT ON jdsh.models TO PUBLIC;
+-- Schema jdsh (created in bitcode.sql) holds every function and the models table; without USAGE a
+-- role other than a superuser could call none of them ("permission denied for schema jdsh"),
+-- not even the encoders that everyone may use.
+GRANT USAGE ON SCHEMA jdsh TO PUBLIC;
 
 -- True when no version of model `name` belongs to a role that `role` is not a member of.
 -- SECURITY DEFINER so that the policies below can read the table without recursing into them.

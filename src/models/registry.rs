@@ -27,8 +27,9 @@ type Key = (String, Option<i32>);
 static CACHE: Lazy<Mutex<HashMap<Key, (i32, Arc<Model>)>>> = Lazy::new(|| Mutex::new(HashMap::new()));
 /// Set by the relcache callback; the next lookup empties the cache.
 static STALE: AtomicBool = AtomicBool::new(false);
-/// Also set by the relcache callback; cleared at the first lookup of each statement (see `load`).
-static SEEN: AtomicBool = AtomicBool::new(false);
+/// The statement during which the relcache callback last fired, until a later statement's first
+/// lookup has emptied the cache once more (see `load`).
+static SEEN_IN: Mutex<Option<Statement>> = Mutex::new(None);
 /// OID of `jdsh.models`, learnt at the first load (0 before: nothing cached, nothing to drop).
 static MODELS_OID: AtomicU32 = AtomicU32::new(0);
 
@@ -38,7 +39,7 @@ unsafe extern "C-unwind" fn relcache_callback(_arg: pg_sys::Datum, relid: pg_sys
     let models = MODELS_OID.load(Ordering::Relaxed);
     if relid == pg_sys::InvalidOid || (models != 0 && relid.to_u32() == models) {
         STALE.store(true, Ordering::Relaxed);
-        SEEN.store(true, Ordering::Relaxed);
+        *SEEN_IN.lock().unwrap_or_else(|p| p.into_inner()) = Some(statement());
     }
 }
 
@@ -67,16 +68,23 @@ fn describe(name: &str, version: Option<i32>) -> String {
     }
 }
 
-/// (local transaction id, statement start time) of the last lookup.
-static LAST_STATEMENT: Mutex<(u32, i64)> = Mutex::new((0, 0));
+/// A statement: (local transaction id, statement start time). `statement_timestamp()` changes
+/// with each client message, the local transaction id with each transaction.
+type Statement = (u32, i64);
 
-/// True at the first lookup of a statement (a client message: `statement_timestamp()` changes
-/// with each one, the local transaction id with each transaction).
-fn new_statement() -> bool {
-    let now = unsafe {
+fn statement() -> Statement {
+    unsafe {
         let lxid = if pg_sys::MyProc.is_null() { 0 } else { (*pg_sys::MyProc).lxid };
         (lxid, pg_sys::GetCurrentStatementStartTimestamp())
-    };
+    }
+}
+
+/// The statement of the last lookup.
+static LAST_STATEMENT: Mutex<Statement> = Mutex::new((0, 0));
+
+/// True at the first lookup of a statement.
+fn new_statement() -> bool {
+    let now = statement();
     let mut last = LAST_STATEMENT.lock().unwrap_or_else(|p| p.into_inner());
     let changed = *last != now;
     *last = now;
@@ -92,16 +100,17 @@ pub fn load(name: &str, version: Option<i32>) -> Arc<Model> {
         // jdsh.encode_text('m', ..); <another session retrains m>; SELECT jdsh.encode_text('m',
         // ..)` kept encoding with the old version although the second statement's snapshot sees
         // the new one. Read it here, once per statement (not per call: one statement, one model).
-        //
-        // A model loaded after a change was seen was read with a snapshot that may predate that
-        // change (a REPEATABLE READ transaction, or a change committed after the statement
-        // began); it is right for that statement but must not outlive it: so a change seen since
-        // the previous statement began empties the cache once more now. Without this, `BEGIN
-        // ISOLATION LEVEL REPEATABLE READ; <retrain elsewhere>; encode; COMMIT` left the old
-        // version cached, and every later statement of the session used it.
-        let seen_before = SEEN.swap(false, Ordering::Relaxed);
         unsafe { pg_sys::AcceptInvalidationMessages() };
-        if seen_before {
+        // A model loaded during a statement in which a change was seen (by the call above, or
+        // earlier: parsing `... FROM t` reads the queue too) was read with a snapshot that may
+        // predate the change (a REPEATABLE READ transaction, or a change committed after the
+        // statement began). It is right for that statement but must not outlive it, so the first
+        // lookup of a later statement empties the cache once more. Without this, `BEGIN ISOLATION
+        // LEVEL REPEATABLE READ; <retrain elsewhere>; encode; COMMIT` left the old version
+        // cached, and every later statement of the session used it.
+        let mut seen_in = SEEN_IN.lock().unwrap_or_else(|p| p.into_inner());
+        if seen_in.is_some_and(|s| s != statement()) {
+            *seen_in = None;
             STALE.store(true, Ordering::Relaxed);
         }
     }
