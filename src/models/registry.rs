@@ -24,7 +24,8 @@ use crate::fmgr::{raise, raise_with_hint};
 type Key = (String, Option<i32>);
 
 /// (name, requested version or latest) -> (resolved version, model).
-static CACHE: Lazy<Mutex<HashMap<Key, (i32, Arc<Model>)>>> = Lazy::new(|| Mutex::new(HashMap::new()));
+type Cache = HashMap<Key, (i32, Arc<Model>)>;
+static CACHE: Lazy<Mutex<Cache>> = Lazy::new(|| Mutex::new(HashMap::new()));
 /// Set by the relcache callback; the next lookup empties the cache.
 static STALE: AtomicBool = AtomicBool::new(false);
 /// The statement during which the relcache callback last fired, until a later statement's first

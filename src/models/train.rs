@@ -138,7 +138,8 @@ impl Notices {
     }
 }
 
-#[allow(clippy::too_many_arguments)]
+// The row type is spelt out: pg_extern reads the column names from it, not from an alias.
+#[allow(clippy::too_many_arguments, clippy::type_complexity)]
 #[pg_extern(sql = false)]
 fn train(
     name: &str,
