@@ -7,7 +7,7 @@
 //! `jdsh.device = auto` they always run on the CPU (one item is faster there than a GPU round
 //! trip); the batch forms follow `jdsh.device`.
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use jdsh_core::code::Code;
 use jdsh_trainer::data::{ImageInput, Matrix, TextInput};
@@ -44,12 +44,54 @@ fn batch_device() -> DeviceChoice {
     gucs::device()
 }
 
-fn one(name: &str, codes: Result<Vec<Code>, jdsh_trainer::EncodeError>) -> pg_sys::Datum {
-    match codes {
-        Ok(c) if c.len() == 1 => make_code(&c[0]),
+/// Which per-item encoder produced a memoized code.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    Text,
+    TextFeatures,
+    ImageBytes,
+    ImageFeatures,
+}
+
+/// The last item encoded one at a time: `ORDER BY code <~> jdsh.encode_text('m', 'red fruit')
+/// LIMIT 10` calls the encoder once for the index scan and once more for each returned row (the
+/// ORDER BY value is projected), and a sequential scan with a constant query calls it once per
+/// row: same model, same input, same code. Holding the `Arc` keeps the model alive, so a
+/// pointer match can never be a new model at a reused address.
+struct Memo {
+    model: Arc<Model>,
+    kind: Kind,
+    device: DeviceChoice,
+    input: Vec<u8>,
+    code: Code,
+}
+
+static MEMO: Mutex<Option<Memo>> = Mutex::new(None);
+
+/// The code of one item: from the memo when the same model, encoder, device and input bytes
+/// produced the last one, else from `encode`.
+fn one(
+    name: &str,
+    model: &Arc<Model>,
+    kind: Kind,
+    input: &[u8],
+    encode: impl FnOnce(&Model, DeviceChoice) -> Result<Vec<Code>, jdsh_trainer::EncodeError>,
+) -> pg_sys::Datum {
+    let device = row_device();
+    let mut memo = MEMO.lock().unwrap_or_else(|p| p.into_inner());
+    if let Some(m) = memo.as_ref() {
+        if Arc::ptr_eq(&m.model, model) && m.kind == kind && m.device == device && m.input == input {
+            return make_code(&m.code);
+        }
+    }
+    let code = match encode(model, device) {
+        Ok(mut c) if c.len() == 1 => c.pop().expect("one code"),
         Ok(c) => raise(E::ERRCODE_INTERNAL_ERROR, format!("encoder returned {} codes for one item", c.len())),
         Err(e) => errors::encode(name, e),
-    }
+    };
+    let datum = make_code(&code);
+    *memo = Some(Memo { model: model.clone(), kind, device, input: input.to_vec(), code });
+    datum
 }
 
 fn one_row(v: &[f32]) -> Matrix {
@@ -59,12 +101,20 @@ fn one_row(v: &[f32]) -> Matrix {
     Matrix::new(1, v.len(), v.to_vec())
 }
 
+/// The bytes of a float slice, as the memo's key.
+fn float_bytes(v: &[f32]) -> &[u8] {
+    // SAFETY: any f32 is 4 initialised bytes; u8 has no alignment requirement.
+    unsafe { std::slice::from_raw_parts(v.as_ptr().cast(), std::mem::size_of_val(v)) }
+}
+
 pg_v1! {
     /// `jdsh.encode_text(model, text [, version])`.
     fn encode_text_raw(fcinfo) {
         let (name, model) = unsafe { model_arg(fcinfo) };
         let text = unsafe { <&str>::from_datum(arg(fcinfo, 1), false) }.unwrap_or_default();
-        one(&name, model.encode_text(&TextInput::Raw(vec![text.to_string()]), row_device()))
+        one(&name, &model, Kind::Text, text.as_bytes(), |m, d| {
+            m.encode_text(&TextInput::Raw(vec![text.to_string()]), d)
+        })
     }
 }
 
@@ -73,7 +123,9 @@ pg_v1! {
     fn encode_text_features(fcinfo) {
         let (name, model) = unsafe { model_arg(fcinfo) };
         let v: &[f32] = unsafe { float_array(arg(fcinfo, 1), "encode") };
-        one(&name, model.encode_text(&TextInput::Features(one_row(v)), row_device()))
+        one(&name, &model, Kind::TextFeatures, float_bytes(v), |m, d| {
+            m.encode_text(&TextInput::Features(one_row(v)), d)
+        })
     }
 }
 
@@ -82,7 +134,9 @@ pg_v1! {
     fn encode_image_bytes(fcinfo) {
         let (name, model) = unsafe { model_arg(fcinfo) };
         let bytes = unsafe { <&[u8]>::from_datum(arg(fcinfo, 1), false) }.unwrap_or_default();
-        one(&name, model.encode_image(&ImageInput::Encoded(vec![bytes.to_vec()]), row_device()))
+        one(&name, &model, Kind::ImageBytes, bytes, |m, d| {
+            m.encode_image(&ImageInput::Encoded(vec![bytes.to_vec()]), d)
+        })
     }
 }
 
@@ -91,7 +145,9 @@ pg_v1! {
     fn encode_image_features(fcinfo) {
         let (name, model) = unsafe { model_arg(fcinfo) };
         let v: &[f32] = unsafe { float_array(arg(fcinfo, 1), "encode") };
-        one(&name, model.encode_image(&ImageInput::Features(one_row(v)), row_device()))
+        one(&name, &model, Kind::ImageFeatures, float_bytes(v), |m, d| {
+            m.encode_image(&ImageInput::Features(one_row(v)), d)
+        })
     }
 }
 
