@@ -186,8 +186,22 @@ unsafe fn code_array(fcinfo: pg_sys::FunctionCallInfo, nulls: &[bool], codes: &[
     }
 }
 
-fn batch(name: &str, codes: Result<Vec<Code>, jdsh_trainer::EncodeError>) -> Vec<Code> {
-    codes.unwrap_or_else(|e| errors::encode(name, e))
+/// The `bitcode[]` result of a batch call: `encode` runs once over the `items` non-NULL inputs
+/// (not at all when there are none) on `jdsh.device`; NULL inputs (`nulls`) give NULL codes.
+unsafe fn batch_result(
+    fcinfo: pg_sys::FunctionCallInfo,
+    name: &str,
+    model: &Model,
+    nulls: &[bool],
+    items: usize,
+    encode: impl FnOnce(&Model, DeviceChoice) -> Result<Vec<Code>, jdsh_trainer::EncodeError>,
+) -> pg_sys::Datum {
+    let codes = if items == 0 {
+        Vec::new()
+    } else {
+        encode(model, batch_device()).unwrap_or_else(|e| errors::encode(name, e))
+    };
+    unsafe { code_array(fcinfo, nulls, &codes) }
 }
 
 /// Rows of a two-dimensional `real[]` (one item per row); NULLs are not allowed inside.
@@ -234,8 +248,8 @@ pg_v1! {
     fn encode_texts_raw(fcinfo) {
         let (name, model) = unsafe { model_arg(fcinfo) };
         let (texts, nulls) = unsafe { elements::<String>(arg(fcinfo, 1)) };
-        let codes = if texts.is_empty() { vec![] } else { batch(&name, model.encode_text(&TextInput::Raw(texts), batch_device())) };
-        unsafe { code_array(fcinfo, &nulls, &codes) }
+        let n = texts.len();
+        unsafe { batch_result(fcinfo, &name, &model, &nulls, n, |m, d| m.encode_text(&TextInput::Raw(texts), d)) }
     }
 }
 
@@ -245,8 +259,8 @@ pg_v1! {
         let (name, model) = unsafe { model_arg(fcinfo) };
         let m = unsafe { float_rows(arg(fcinfo, 1)) };
         let nulls = vec![false; m.rows];
-        let codes = if m.rows == 0 { vec![] } else { batch(&name, model.encode_text(&TextInput::Features(m), batch_device())) };
-        unsafe { code_array(fcinfo, &nulls, &codes) }
+        let n = m.rows;
+        unsafe { batch_result(fcinfo, &name, &model, &nulls, n, |md, d| md.encode_text(&TextInput::Features(m), d)) }
     }
 }
 
@@ -257,8 +271,8 @@ pg_v1! {
         let a = unsafe { Array::<&[u8]>::from_datum(arg(fcinfo, 1), false) }.expect("non-null array");
         let nulls: Vec<bool> = a.iter().map(|x| x.is_none()).collect();
         let images: Vec<Vec<u8>> = a.iter().flatten().map(|b| b.to_vec()).collect();
-        let codes = if images.is_empty() { vec![] } else { batch(&name, model.encode_image(&ImageInput::Encoded(images), batch_device())) };
-        unsafe { code_array(fcinfo, &nulls, &codes) }
+        let n = images.len();
+        unsafe { batch_result(fcinfo, &name, &model, &nulls, n, |m, d| m.encode_image(&ImageInput::Encoded(images), d)) }
     }
 }
 
@@ -268,8 +282,8 @@ pg_v1! {
         let (name, model) = unsafe { model_arg(fcinfo) };
         let m = unsafe { float_rows(arg(fcinfo, 1)) };
         let nulls = vec![false; m.rows];
-        let codes = if m.rows == 0 { vec![] } else { batch(&name, model.encode_image(&ImageInput::Features(m), batch_device())) };
-        unsafe { code_array(fcinfo, &nulls, &codes) }
+        let n = m.rows;
+        unsafe { batch_result(fcinfo, &name, &model, &nulls, n, |md, d| md.encode_image(&ImageInput::Features(m), d)) }
     }
 }
 
