@@ -456,6 +456,22 @@ fn checked_product(shape: &[usize]) -> Option<usize> {
 /// model, low enough that shape arithmetic cannot overflow.
 const MAX_DIM: usize = 1 << 24;
 
+/// A pipeline's per-column statistics: `dim` finite values each, and no zero scale (inputs are
+/// divided by it: a zero would turn every code into the sign of an infinity).
+fn check_stats(pipeline: &str, stats: [(&str, &Option<Vec<f32>>); 2], dim: usize) -> Result<(), ModelError> {
+    for (what, v) in stats {
+        if let Some(v) = v {
+            if v.len() != dim || v.iter().any(|x| !x.is_finite()) || (what == "scale" && v.contains(&0.0)) {
+                return Err(ModelError::Inconsistent(format!(
+                    "{pipeline} pipeline {what} has {} values (or bad ones) for {dim} columns",
+                    v.len()
+                )));
+            }
+        }
+    }
+    Ok(())
+}
+
 fn validate_meta(meta: &ModelMeta) -> Result<(), ModelError> {
     let bad = |m: String| Err(ModelError::Inconsistent(m));
     if meta.format != FORMAT_NAME {
@@ -494,16 +510,7 @@ fn validate_meta(meta: &ModelMeta) -> Result<(), ModelError> {
             meta.text_net.input
         ));
     }
-    for (what, v) in [("centre", &tp.center), ("scale", &tp.scale)] {
-        if let Some(v) = v {
-            if v.len() != tdim || v.iter().any(|x| !x.is_finite()) || (what == "scale" && v.contains(&0.0)) {
-                return bad(format!(
-                    "text pipeline {what} has {} values (or bad ones) for {tdim} columns",
-                    v.len()
-                ));
-            }
-        }
-    }
+    check_stats("text", [("centre", &tp.center), ("scale", &tp.scale)], tdim)?;
     if let TextEncoder::BagOfWords(b) = &tp.encoder {
         if b.idf.as_ref().is_some_and(|idf| idf.len() != b.vocabulary.len()) {
             return bad("text pipeline IDF does not match its vocabulary".into());
@@ -526,16 +533,7 @@ fn validate_meta(meta: &ModelMeta) -> Result<(), ModelError> {
                     meta.image_net.input
                 ));
             }
-            for (what, v) in [("mean", &pipeline.mean), ("scale", &pipeline.scale)] {
-                if let Some(v) = v {
-                    if v.len() != idim || v.iter().any(|x| !x.is_finite()) {
-                        return bad(format!(
-                            "image pipeline {what} has {} values (or bad ones) for {idim} columns",
-                            v.len()
-                        ));
-                    }
-                }
-            }
+            check_stats("image", [("mean", &pipeline.mean), ("scale", &pipeline.scale)], idim)?;
         }
         ImageFrontEnd::Pixels { size } => {
             let expect = NetInput::Pixels { channels: 3, height: *size, width: *size };

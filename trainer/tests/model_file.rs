@@ -140,6 +140,16 @@ fn corrupt_files_are_errors() {
     // Pipeline statistics of the wrong length.
     let bad_pipe = rewrite(&bytes, |m, _| m["text_pipeline"]["center"] = serde_json::json!([0.0]));
     assert!(matches!(Model::from_bytes(&bad_pipe), Err(ModelError::Inconsistent(_))));
+    // A zero in the image pipeline's scale (inputs are divided by it).
+    let zero_scale = rewrite(&bytes, |m, _| {
+        let s = &mut m["image_front"]["pipeline"]["scale"];
+        let n = s.as_array().map_or(0, |a| a.len());
+        assert!(n > 0, "the fixture standardises its image features");
+        let mut v = vec![1.0f32; n];
+        v[n / 2] = 0.0;
+        *s = serde_json::json!(v);
+    });
+    assert!(matches!(Model::from_bytes(&zero_scale), Err(ModelError::Inconsistent(_))));
     // A foreign safetensors file, and not a safetensors file at all.
     let foreign = safetensors::serialize(
         vec![("w".to_string(), TensorView::new(Dtype::F32, vec![1], &[0u8; 4]).unwrap())],
