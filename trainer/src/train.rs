@@ -538,12 +538,18 @@ fn epoch_batches(rng: &mut SeededRng, n: usize, batch: usize, drop_last: bool) -
         .collect()
 }
 
+/// libtorch's random generator is global to the process: weight initialisation and dropout draw
+/// from it after `manual_seed`. Trainings in one process (tests run on parallel threads) take
+/// turns, so that a seed gives the same model whatever else runs.
+static TORCH_RNG: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
 fn train_checked(
     data: &PairedData,
     cfg: &TrainConfig,
     device: Device,
     progress: &mut dyn Progress,
 ) -> Result<Model, TrainError> {
+    let _rng_turn = TORCH_RNG.lock().unwrap_or_else(|p| p.into_inner());
     if let Some(t) = cfg.threads {
         tch::set_num_threads(t as i32);
     }
