@@ -15,7 +15,7 @@ use jdsh_trainer::{DeviceChoice, Model};
 use pgrx::prelude::*;
 use pgrx::{pg_sys, Array, PgSqlErrorCode as E};
 
-use super::{errors, registry};
+use super::{errors, registry, source};
 use crate::bitcode::make_code;
 use crate::fmgr::{arg, arg_i32, float_array, raise, raise_with_hint};
 use crate::gucs;
@@ -39,7 +39,7 @@ fn row_device() -> DeviceChoice {
 }
 
 /// `jdsh.device` for the batch forms, with `jdsh.threads` applied to libtorch.
-fn batch_device() -> DeviceChoice {
+pub(super) fn batch_device() -> DeviceChoice {
     gucs::threads();
     gucs::device()
 }
@@ -351,7 +351,7 @@ fn encode_table(
             "Pass modality => 'image' or modality => 'text'.",
         ),
     };
-    let q = |s: &str| format!("\"{}\"", s.replace('"', "\"\""));
+    let q = source::quote_ident;
     let select =
         format!("SELECT ctid::text, {} FROM {table} WHERE {} IS NOT NULL", q(input_column), q(input_column));
     let update = format!(

@@ -12,11 +12,9 @@ use pgrx::PgSqlErrorCode as E;
 use super::source::{self, Input, LabelMap};
 use super::{errors, registry};
 use crate::fmgr::{raise, raise_with_hint};
-use crate::gucs;
 
 fn encode(model: &Model, name: &str, input: Input, column: &str, image: bool) -> Vec<Code> {
-    let device = gucs::device();
-    gucs::threads();
+    let device = super::encode::batch_device();
     let codes = if image {
         model.encode_image(&input.into_image(column), device)
     } else {

@@ -88,7 +88,9 @@ pub struct Table {
     pub rows: usize,
 }
 
-fn quote_ident(s: &str) -> String {
+/// `s` as a quoted SQL identifier (column names are taken literally, as PostgreSQL's own
+/// functions taking column names do).
+pub fn quote_ident(s: &str) -> String {
     format!("\"{}\"", s.replace('"', "\"\""))
 }
 
