@@ -49,8 +49,9 @@ pub static DEVICE: GucSetting<Device> = GucSetting::<Device>::new(Device::Auto);
 /// libtorch threads a backend may use (`jdsh.threads`); 0 = libtorch's default (one per core).
 pub static THREADS: GucSetting<i32> = GucSetting::<i32>::new(1);
 
-/// `jdsh.threads` as the trainer's `TrainConfig::threads`, and applied to libtorch for encoding.
-pub fn threads() -> Option<usize> {
+/// Applies `jdsh.threads` to libtorch (when > 0) and returns it as the trainer's
+/// `TrainConfig::threads` (None = libtorch's default).
+pub fn apply_threads() -> Option<usize> {
     let n = THREADS.get();
     if n > 0 {
         tch::set_num_threads(n);

@@ -40,7 +40,7 @@ fn row_device() -> DeviceChoice {
 
 /// `jdsh.device` for the batch forms, with `jdsh.threads` applied to libtorch.
 pub(super) fn batch_device() -> DeviceChoice {
-    gucs::threads();
+    gucs::apply_threads();
     gucs::device()
 }
 

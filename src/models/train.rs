@@ -67,7 +67,7 @@ fn config(
     }
     let mut cfg = TrainConfig::defaults(method, bits as usize);
     cfg.device = gucs::device();
-    cfg.threads = gucs::threads();
+    cfg.threads = gucs::apply_threads();
     if has_labels {
         cfg.holdout = 0.1;
     }
