@@ -19,27 +19,13 @@ export JDSH_CLUSTER="${JDSH_CLUSTER:-$(dirname "$here")/.cluster-bench}"
 # shellcheck source=scripts/env.sh
 source "$here/../scripts/env.sh"
 BENCH_VENV="$ROOT/.cache/bench-venv"
+# shellcheck source=bench/lib.sh
+source "$here/lib.sh"
+# The driver's Python modules, then the pip requirements that provide them.
+BENCH_PACKAGES=(numpy faiss psycopg -- numpy faiss-cpu==1.15.1 "psycopg[binary]")
 BENCH_DB=jdsh_mih_bench
 
-# The driver's Python packages, in a venv of their own (not the trainer's .venv with torch).
-ensure_venv() {
-  if [ ! -x "$BENCH_VENV/bin/python" ]; then
-    echo "[bench] creating $BENCH_VENV"
-    python3 -m venv "$BENCH_VENV"
-  fi
-  if ! "$BENCH_VENV/bin/python" -c "import numpy, faiss, psycopg" 2>/dev/null; then
-    "$BENCH_VENV/bin/pip" install -q numpy faiss-cpu==1.15.1 "psycopg[binary]"
-  fi
-}
 
-ensure_extension() {
-  local sharedir
-  sharedir="$("$PG_CONFIG" --sharedir)/extension"
-  if ! ls "$sharedir"/jdsh--*.sql >/dev/null 2>&1; then
-    echo "[bench] jdsh is not installed ($sharedir/jdsh--*.sql): run scripts/setup.sh" >&2
-    exit 1
-  fi
-}
 
 # Settings for single-process numbers with everything in memory. shared_buffers needs a restart;
 # the others apply on reload. jit off: a JIT compile per execution of the 1M-row scans would
@@ -58,9 +44,6 @@ configure_cluster() {
   fi
 }
 
-psql_admin() {
-  "$PG_BIN/psql" -h "$PGHOST" -p "$PGPORT" -U postgres -d postgres -qAtX -v ON_ERROR_STOP=1 "$@"
-}
 
 # A fresh database each run: CREATE EXTENSION then picks up the jdsh just installed (with or
 # without the index access method).
@@ -74,9 +57,9 @@ create_database() {
 
 main() {
   case " $* " in
-    *" --help "* | *" -h "*) ensure_venv; exec "$BENCH_VENV/bin/python" "$here/mih_bench.py" --help ;;
+    *" --help "* | *" -h "*) ensure_venv "${BENCH_PACKAGES[@]}"; exec "$BENCH_VENV/bin/python" "$here/mih_bench.py" --help ;;
   esac
-  ensure_venv
+  ensure_venv "${BENCH_PACKAGES[@]}"
   ensure_extension
   have_pgvector=1
   bash "$here/pgvector.sh" || have_pgvector=0

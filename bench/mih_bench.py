@@ -18,13 +18,14 @@ import argparse
 import json
 import math
 import os
-import platform
 import sys
 import time
 from dataclasses import dataclass, field
 from typing import Callable, Optional
 
 import numpy as np
+
+from common import cpu_name
 
 P_FLIP = 0.1  # clustered set: each bit of a centre flipped with this probability
 N_CENTRES = 1000
@@ -731,17 +732,6 @@ def parse_args(argv=None):
         if b % 64:
             p.error("--bits: multiples of 64 only (the numpy ground truth works on 64-bit words)")
     return args
-
-
-def cpu_name() -> str:
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown CPU"
 
 
 def main(argv=None) -> int:

@@ -28,27 +28,14 @@ export JDSH_CLUSTER="${JDSH_CLUSTER:-$(dirname "$here")/.cluster-bench-models}"
 # shellcheck source=scripts/env.sh
 source "$here/../scripts/env.sh"
 BENCH_VENV="$ROOT/.cache/bench-venv"
+# shellcheck source=bench/lib.sh
+source "$here/lib.sh"
+# The driver's Python modules, then the pip requirements that provide them.
+BENCH_PACKAGES=(numpy psycopg -- numpy "psycopg[binary]")
 BENCH_DB=jdsh_models_bench
 export PGDATABASE=$BENCH_DB
 
-ensure_venv() {
-  if [ ! -x "$BENCH_VENV/bin/python" ]; then
-    echo "[bench] creating $BENCH_VENV"
-    python3 -m venv "$BENCH_VENV"
-  fi
-  if ! "$BENCH_VENV/bin/python" -c "import numpy, psycopg" 2>/dev/null; then
-    "$BENCH_VENV/bin/pip" install -q numpy "psycopg[binary]"
-  fi
-}
 
-ensure_extension() {
-  local sharedir
-  sharedir="$("$PG_CONFIG" --sharedir)/extension"
-  if ! ls "$sharedir"/jdsh--*.sql >/dev/null 2>&1; then
-    echo "[bench] jdsh is not installed ($sharedir/jdsh--*.sql): run scripts/setup.sh" >&2
-    exit 1
-  fi
-}
 
 # The trainer CLI: $JDSH_TRAIN, else the workspace build, else the trainer's own target folder
 # (where `cargo build` inside trainer/ puts it); built only when none exists.
@@ -63,9 +50,6 @@ find_trainer() {
   JDSH_TRAIN="$CARGO_TARGET_DIR/release/jdsh-train"
 }
 
-psql_admin() {
-  "$PG_BIN/psql" -h "$PGHOST" -p "$PGPORT" -U postgres -d postgres -qAtX -v ON_ERROR_STOP=1 "$@"
-}
 
 psql_bench() {
   "$PG_BIN/psql" -h "$PGHOST" -p "$PGPORT" -U postgres -d "$BENCH_DB" -qAtX -v ON_ERROR_STOP=1 "$@"
@@ -113,11 +97,11 @@ load_database() {
 
 main() {
   case " $* " in
-    *" --help "* | *" -h "*) ensure_venv; exec "$BENCH_VENV/bin/python" "$here/models_bench.py" --help ;;
+    *" --help "* | *" -h "*) ensure_venv "${BENCH_PACKAGES[@]}"; exec "$BENCH_VENV/bin/python" "$here/models_bench.py" --help ;;
   esac
   local started=$SECONDS reuse=0
   case " $* " in *" --reuse-models "*) reuse=1 ;; esac
-  ensure_venv
+  ensure_venv "${BENCH_PACKAGES[@]}"
   ensure_extension
   find_trainer
   configure_cluster

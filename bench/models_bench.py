@@ -25,7 +25,6 @@ It writes bench/out/models.json (everything) and bench/out/models.md (tables for
 import argparse
 import json
 import os
-import platform
 import random
 import re
 import statistics
@@ -34,6 +33,8 @@ import sys
 import time
 
 import psycopg
+
+from common import cpu_name
 
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 TEXT_TARGET = 20_000  # rows/s, per-row text encoding on one core (the target)
@@ -65,17 +66,6 @@ def pct(xs, p):
     k = (len(s) - 1) * p / 100
     lo, hi = int(k), min(int(k) + 1, len(s) - 1)
     return s[lo] + (s[hi] - s[lo]) * (k - lo)
-
-
-def cpu_name() -> str:
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "?"
 
 
 def loadavg() -> str:
