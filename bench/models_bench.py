@@ -374,8 +374,6 @@ def cli_peers(args, res: dict) -> None:
     t0 = time.perf_counter()
     p = subprocess.run(cmd, capture_output=True, text=True)
     line = (p.stdout.strip().splitlines() or [""])[-1]
-    nums = dict(re.findall(r"(text batched|one per call|image \(128-d features\) batched|"
-                           r"through libtorch) ([0-9.]+)/s", line))
     out["bench_encode"] = {"cmd": " ".join(cmd[1:]), "line": line, "seconds": time.perf_counter() - t0,
                            "returncode": p.returncode, "stderr": p.stderr[-1000:]}
     # The line reads: text batched A/s, one per call B/s; image batched C/s, one per call D/s; ...
