@@ -4,23 +4,13 @@
 
 use pgrx::prelude::*;
 
-/// Deterministic generator (splitmix64): the tests are compiled into the extension library for
+/// The project's one seeded generator: the tests are compiled into the extension library for
 /// `cargo pgrx test`, where dev-dependencies such as `rand` are not available.
-struct Rng(u64);
+use jdsh_core::rng::SeededRng as Rng;
 
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-
-    /// A random code as a string of 0/1, each bit set with probability `p`.
-    fn bits(&mut self, n: usize, p: f64) -> String {
-        (0..n).map(|_| if (self.next() >> 11) as f64 / (1u64 << 53) as f64 <= p { '1' } else { '0' }).collect()
-    }
+/// A random code as a string of 0/1, each bit set with probability `p`.
+fn random_bits(rng: &mut Rng, n: usize, p: f64) -> String {
+    (0..n).map(|_| if rng.next_f64() <= p { '1' } else { '0' }).collect()
 }
 
 /// Reference Hamming distance: differing characters.
@@ -40,13 +30,13 @@ fn values_list(rows: &[(String, String)]) -> String {
 
 #[pg_test]
 fn hamming_matches_reference_on_random_codes() {
-    let mut rng = Rng(1);
+    let mut rng = Rng::new(1);
     for n in LENGTHS {
         // Sparse, dense and balanced codes, so distances span the whole range.
         let rows: Vec<(String, String)> = (0..40)
             .map(|i| {
                 let p = [0.05, 0.5, 0.95][i % 3];
-                (rng.bits(n, p), rng.bits(n, 0.5))
+                (random_bits(&mut rng, n, p), random_bits(&mut rng, n, 0.5))
             })
             .collect();
         let sql = format!(
@@ -65,10 +55,10 @@ fn hamming_matches_reference_on_random_codes() {
 
 #[pg_test]
 fn bit_functions_match_reference() {
-    let mut rng = Rng(2);
+    let mut rng = Rng::new(2);
     for n in LENGTHS {
-        let a = rng.bits(n, 0.3);
-        let b = rng.bits(n, 0.6);
+        let a = random_bits(&mut rng, n, 0.3);
+        let b = random_bits(&mut rng, n, 0.6);
         let row = Spi::get_two::<i32, i32>(&format!(
             "SELECT jdsh.bit_count('{a}'), jdsh.bit_length('{a}')"
         ))
@@ -88,9 +78,9 @@ fn bit_functions_match_reference() {
 
 #[pg_test]
 fn text_round_trips_in_bits_and_hex() {
-    let mut rng = Rng(3);
+    let mut rng = Rng::new(3);
     for n in LENGTHS {
-        let a = rng.bits(n, 0.5);
+        let a = random_bits(&mut rng, n, 0.5);
         let back = Spi::get_one::<String>(&format!("SELECT '{a}'::bitcode::text")).unwrap();
         assert_eq!(back.as_deref(), Some(a.as_str()));
         Spi::run("SET LOCAL jdsh.bitcode_output = hex").unwrap();
@@ -108,9 +98,9 @@ fn text_round_trips_in_bits_and_hex() {
 
 #[pg_test]
 fn casts_round_trip_on_random_codes() {
-    let mut rng = Rng(4);
+    let mut rng = Rng::new(4);
     for n in LENGTHS {
-        let a = rng.bits(n, 0.5);
+        let a = random_bits(&mut rng, n, 0.5);
         let sql = format!(
             "SELECT bool_and(x) FROM (VALUES \
                ('{a}'::bitcode::bit({n})::bitcode = '{a}'::bitcode), \
@@ -129,7 +119,7 @@ fn casts_round_trip_on_random_codes() {
     }
     // int8: agrees with PostgreSQL's own bit(64) <-> bigint casts, sign bit first.
     for _ in 0..50 {
-        let v = rng.next() as i64;
+        let v = rng.next_u64() as i64;
         let sql = format!(
             "SELECT ({v})::bigint::bitcode(64)::bigint = ({v}) AND ({v})::bigint::bitcode::bit(64) = ({v})::bigint::bit(64)"
         );
@@ -139,12 +129,12 @@ fn casts_round_trip_on_random_codes() {
 
 #[pg_test]
 fn order_group_and_hash_agree_with_reference() {
-    let mut rng = Rng(5);
+    let mut rng = Rng::new(5);
     // Mixed lengths and many duplicates: a total order, and equality only for equal lengths.
     let mut codes: Vec<String> = Vec::new();
     for i in 0..300 {
         let n = [3, 4, 5, 64][i % 4];
-        codes.push(rng.bits(n, 0.5));
+        codes.push(random_bits(&mut rng, n, 0.5));
     }
     let list = codes.iter().map(|c| format!("('{c}')")).collect::<Vec<_>>().join(",");
     Spi::run(&format!("CREATE TEMP TABLE codes AS SELECT c::bitcode AS c FROM (VALUES {list}) v(c)")).unwrap();
@@ -173,12 +163,12 @@ fn order_group_and_hash_agree_with_reference() {
 
 #[pg_test]
 fn top_k_by_distance_matches_reference() {
-    let mut rng = Rng(6);
-    let codes: Vec<String> = (0..2000).map(|_| rng.bits(64, 0.5)).collect();
+    let mut rng = Rng::new(6);
+    let codes: Vec<String> = (0..2000).map(|_| random_bits(&mut rng, 64, 0.5)).collect();
     let list = codes.iter().enumerate().map(|(i, c)| format!("({i}, '{c}')")).collect::<Vec<_>>().join(",");
     Spi::run(&format!("CREATE TEMP TABLE t AS SELECT i, c::bitcode(64) AS c FROM (VALUES {list}) v(i, c)")).unwrap();
     for _ in 0..10 {
-        let q = rng.bits(64, 0.5);
+        let q = random_bits(&mut rng, 64, 0.5);
         let got = Spi::get_one::<Vec<i32>>(&format!(
             "SELECT array_agg(d) FROM (SELECT c <~> '{q}' AS d FROM t ORDER BY c <~> '{q}', i LIMIT 25) s"
         ))
@@ -193,7 +183,7 @@ fn top_k_by_distance_matches_reference() {
 
 /// Flips each bit of `centre` with probability `p`.
 fn noisy(rng: &mut Rng, centre: &str, p: f64) -> String {
-    let flips = rng.bits(centre.len(), p);
+    let flips = random_bits(rng, centre.len(), p);
     centre.chars().zip(flips.chars()).map(|(c, f)| if (c == '1') != (f == '1') { '1' } else { '0' }).collect()
 }
 
@@ -204,14 +194,14 @@ fn noisy(rng: &mut Rng, centre: &str, p: f64) -> String {
 fn mih_index_equals_sequential_scan() {
     for &nbits in &[16usize, 32, 64, 128, 256] {
         for clustered in [false, true] {
-            let mut rng = Rng(nbits as u64 * 31 + clustered as u64);
-            let centres: Vec<String> = (0..20).map(|_| rng.bits(nbits, 0.5)).collect();
+            let mut rng = Rng::new(nbits as u64 * 31 + clustered as u64);
+            let centres: Vec<String> = (0..20).map(|_| random_bits(&mut rng, nbits, 0.5)).collect();
             let code = |rng: &mut Rng| {
                 if clustered {
-                    let c = (rng.next() % 20) as usize;
+                    let c = (rng.next_u64() % 20) as usize;
                     noisy(rng, &centres[c], 0.1)
                 } else {
-                    rng.bits(nbits, 0.5)
+                    random_bits(rng, nbits, 0.5)
                 }
             };
             let rows: Vec<String> = (0..3000).map(|_| code(&mut rng)).collect();
@@ -224,7 +214,7 @@ fn mih_index_equals_sequential_scan() {
             // Rows added after the build go through aminsert.
             Spi::run(&format!("INSERT INTO mp VALUES {}", values(2000..3000))).unwrap();
             for qi in 0..8 {
-                let q = if qi % 2 == 0 { rows[(rng.next() % 3000) as usize].clone() } else { code(&mut rng) };
+                let q = if qi % 2 == 0 { rows[(rng.next_u64() % 3000) as usize].clone() } else { code(&mut rng) };
                 let mut all: Vec<i32> = rows.iter().map(|r| ref_hamming(r, &q)).collect();
                 all.sort_unstable();
                 for k in [1usize, 10, 100, 3500] {

@@ -41,6 +41,8 @@ pub enum CodeError {
     LengthMismatch { left: u32, right: u32 },
     #[error("cannot binarize NaN (element {index})")]
     NaN { index: usize },
+    #[error("cannot binarize a non-finite value (element {index})")]
+    NonFinite { index: usize },
     #[error("cannot binarize an empty array")]
     EmptyArray,
 }
@@ -88,6 +90,25 @@ impl Code {
                 return Err(CodeError::NaN { index: i + 1 });
             }
             if *v > 0.0 {
+                code.set(i as u32, true);
+            }
+        }
+        Ok(code)
+    }
+
+    /// One bit per network output, set where the output is > 0; NaN and infinities are refused
+    /// (a model that produced them is broken, whatever their sign says).
+    pub fn from_f32_signs(values: &[f32]) -> Result<Code, CodeError> {
+        if values.is_empty() {
+            return Err(CodeError::EmptyArray);
+        }
+        check_len(values.len())?;
+        let mut code = Code::zeros(values.len() as u32);
+        for (i, &v) in values.iter().enumerate() {
+            if !v.is_finite() {
+                return Err(CodeError::NonFinite { index: i + 1 });
+            }
+            if v > 0.0 {
                 code.set(i as u32, true);
             }
         }
@@ -225,19 +246,11 @@ pub fn compare(a_bits: u32, a: &[u8], b_bits: u32, b: &[u8]) -> Ordering {
 /// 64-bit hash of a code (the padding is zero, so equal codes hash equally). `seed` supports
 /// PostgreSQL's extended hash functions (hash partitioning).
 pub fn hash64(nbits: u32, bytes: &[u8], seed: u64) -> u64 {
-    let mut h = splitmix(seed ^ u64::from(nbits).wrapping_mul(0x9E37_79B9_7F4A_7C15));
+    let mut h = crate::rng::splitmix64(seed ^ u64::from(nbits).wrapping_mul(0x9E37_79B9_7F4A_7C15));
     for chunk in bytes.chunks_exact(8) {
-        h = splitmix(h ^ u64::from_ne_bytes(chunk.try_into().unwrap()));
+        h = crate::rng::splitmix64(h ^ u64::from_ne_bytes(chunk.try_into().unwrap()));
     }
     h
-}
-
-#[inline]
-fn splitmix(mut z: u64) -> u64 {
-    z = z.wrapping_add(0x9E37_79B9_7F4A_7C15);
-    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-    z ^ (z >> 31)
 }
 
 /// Writes the code as one `0`/`1` character per bit.

@@ -97,7 +97,7 @@ pub fn report(err: CodeError) -> ! {
         }
         CodeError::TooLong { .. } => PgSqlErrorCode::ERRCODE_PROGRAM_LIMIT_EXCEEDED,
         CodeError::LengthMismatch { .. } => PgSqlErrorCode::ERRCODE_STRING_DATA_LENGTH_MISMATCH,
-        CodeError::NaN { .. } => PgSqlErrorCode::ERRCODE_DATA_EXCEPTION,
+        CodeError::NaN { .. } | CodeError::NonFinite { .. } => PgSqlErrorCode::ERRCODE_DATA_EXCEPTION,
         CodeError::EmptyArray => PgSqlErrorCode::ERRCODE_INVALID_PARAMETER_VALUE,
     };
     raise(state, err.to_string())

@@ -426,18 +426,9 @@ impl Model {
     }
 }
 
-/// Bit `i` is set where output `i` is > 0 (NaN refused).
+/// Bit `i` is set where output `i` is > 0 (non-finite outputs refused).
 fn to_code(item: usize, h: &[f32]) -> Result<Code, EncodeError> {
-    let mut code = Code::zeros(h.len() as u32);
-    for (i, &v) in h.iter().enumerate() {
-        if !v.is_finite() {
-            return Err(EncodeError::NonFinite(item));
-        }
-        if v > 0.0 {
-            code.set(i as u32, true);
-        }
-    }
-    Ok(code)
+    Code::from_f32_signs(h).map_err(|_| EncodeError::NonFinite(item))
 }
 
 /// The choice that resolves to `d` again.

@@ -149,7 +149,7 @@ impl Params {
     /// Bucket of substring value `value` in table `t`.
     #[inline]
     pub fn bucket(&self, t: u32, value: u64) -> u32 {
-        (mix(value ^ (t as u64).wrapping_mul(0xA24B_AED4_963E_E407)) % self.nbuckets as u64) as u32
+        (crate::rng::mix64(value ^ (t as u64).wrapping_mul(0xA24B_AED4_963E_E407)) % self.nbuckets as u64) as u32
     }
 
     pub fn dir_slots(&self) -> usize {
@@ -204,13 +204,6 @@ pub fn extract_bits(bytes: &[u8], start: u32, len: u32) -> u64 {
     let total = ((last - first + 1) * 8) as u32;
     let shift = total - (start % 8) - len;
     ((acc >> shift) & ((1u128 << len) - 1)) as u64
-}
-
-#[inline]
-fn mix(mut z: u64) -> u64 {
-    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-    z ^ (z >> 31)
 }
 
 fn rd16(p: &[u8], at: usize) -> u16 {
