@@ -10,14 +10,9 @@ export PATH="$VENV/bin:$HOME/.cargo/bin:$PATH"
 export LIBTORCH_USE_PYTORCH=1
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$ROOT/target}"
 PYTHON="${PYTHON:-python3}"
-# Shared, read-only data sets (../shared/data): beside this checkout, or, for a clone made
-# elsewhere (CI clones into /tmp), beside the checkout it was cloned from. $JDSH_DATA wins.
-if [ -z "${JDSH_DATA:-}" ]; then
-  for cand in "$ROOT/../shared/data" "$(git -C "$ROOT" config --get remote.origin.url 2>/dev/null)/../shared/data"; do
-    if [ -d "$cand" ]; then JDSH_DATA="$(cd "$cand" && pwd)"; break; fi
-  done
-fi
-export JDSH_DATA="${JDSH_DATA:-}"
+# Test data sets (Wikipedia, MIRFlickr-25K; gzip CSV with provenance, data/README.md) ship in the
+# repository; JDSH_DATA points the trainer and the tests at another copy with the same layout.
+export JDSH_DATA="${JDSH_DATA:-$ROOT/data}"
 # Embedded cluster: its own folder, port and socket directory.
 export JDSH_CLUSTER="${JDSH_CLUSTER:-$ROOT/.cluster}"
 export PGPORT="${JDSH_PGPORT:-54329}"

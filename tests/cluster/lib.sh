@@ -1,8 +1,18 @@
-# Shared helpers of the cluster tests (sourced, not run). The caller sets TEST_NAME,
-# JDSH_PGPORT and JDSH_CLUSTER before sourcing, so that each test has its own cluster, port and
-# socket directory, apart from the project's .cluster on 54329.
+# Shared helpers of the cluster tests (sourced, not run; scripts/test.sh runs every other
+# tests/cluster/*.sh). One property per test file: the first paragraph of its header comment says
+# what it checks (printed at its start), and it ends with a line `PASS <name>` or `FAIL <name>: why`.
+#
+# The caller sets TEST_NAME, and either JDSH_PGPORT and JDSH_CLUSTER (a cluster of its own, on its
+# own port and socket directory, apart from the project's .cluster on 54329: created fresh by
+# fresh_cluster, removed at the end when the test passed, kept for inspection when it failed) or
+# MODELS_TEST=1 (the models tests' shared cluster: see models_fixture below).
 set -euo pipefail
-: "${TEST_NAME:?}" "${JDSH_PGPORT:?}" "${JDSH_CLUSTER:?}"
+: "${TEST_NAME:?}"
+if [ -n "${MODELS_TEST:-}" ]; then
+  JDSH_PGPORT=${JDSH_MODELS_PORT:-54361}
+  JDSH_CLUSTER="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)/.cluster-models"
+fi
+: "${JDSH_PGPORT:?}" "${JDSH_CLUSTER:?}"
 
 # Become a child subreaper (re-executing the test under prctl(PR_SET_CHILD_SUBREAPER)): pg_ctl
 # detaches the postmaster, so it would be re-parented to PID 1, which does not reap in some
@@ -28,6 +38,9 @@ EXTRA_DATA_DIRS=()  # further data directories this test runs (a standby)
 if [ "$(id -u)" = 0 ]; then as_pg() { runuser -u postgres -- "$@"; }; else as_pg() { "$@"; }; fi
 
 say() { printf '[%s %3ss] %s\n' "$TEST_NAME" "$(( $(date +%s) - T0 ))" "$*"; }
+# What the test checks: the first paragraph of its header comment (after the #! line, up to a
+# line that is a lone #).
+say "checks: $(awk 'NR == 1 {next} /^#$/ || !/^#/ {exit} {sub(/^# ?/, ""); printf "%s%s", sep, $0; sep = " "}' "$0")"
 fail() {
   say "FAILED: $*"
   [ -f "$JDSH_CLUSTER/postgres.log" ] && { echo "--- last lines of $JDSH_CLUSTER/postgres.log"; tail -n 30 "$JDSH_CLUSTER/postgres.log"; }
@@ -59,7 +72,12 @@ cleanup() {
     as_pg "$PG_BIN/pg_ctl" -D "$d" status >/dev/null 2>&1 && as_pg "$PG_BIN/pg_ctl" -D "$d" -m immediate -w stop >/dev/null 2>&1
   done
   bash "$ROOT/scripts/cluster.sh" stop >/dev/null 2>&1
-  if [ "$rc" = 0 ]; then
+  if [ -n "${MODELS_TEST:-}" ]; then
+    # The shared models cluster keeps its data for the next models test (stopped: no server is
+    # left running); scripts/test.sh removes it after the cluster tests.
+    [ "$rc" = 0 ] || echo "[$TEST_NAME] models cluster kept (stopped): $JDSH_CLUSTER; the next models test resets and reuses it (remove with JDSH_PGPORT=$JDSH_PGPORT JDSH_CLUSTER=$JDSH_CLUSTER scripts/cluster.sh destroy)"
+    [ "$rc" = 0 ] || [ -n "${FINAL_DONE:-}" ] || echo "FAIL $TEST_NAME: aborted (exit status $rc)"
+  elif [ "$rc" = 0 ]; then
     bash "$ROOT/scripts/cluster.sh" destroy >/dev/null 2>&1
   else
     echo "[$TEST_NAME] cluster kept for inspection: $JDSH_CLUSTER (remove with JDSH_PGPORT=$JDSH_PGPORT JDSH_CLUSTER=$JDSH_CLUSTER scripts/cluster.sh destroy)"
@@ -244,3 +262,222 @@ check_plain_count() {
     say "SELECT count(*) FROM t (enable_seqscan off) = $n"
   fi
 }
+
+# ---------------------------------------------------------------------------------------------
+# Crashes (mih_crash_*.sh).
+
+# kill -9 of the postmaster and of every process it started. Killing the postmaster alone is not
+# a crash: its backends run on until they notice its death (a bulk INSERT would even finish and
+# commit), and while they live a restart refuses to start ("pre-existing shared memory block is
+# still in use"). The postmaster is stopped first so that it forks nothing new meanwhile.
+crash() {
+  local pm kids p
+  pm=$(head -1 "$JDSH_CLUSTER/data/postmaster.pid")
+  kill -STOP "$pm"
+  kids=$(ps -o pid= --ppid "$pm" | tr -d ' ' | tr '\n' ' ')
+  kill -KILL "$pm" $kids 2>/dev/null || true
+  for _ in $(seq 1 300); do
+    local any=
+    for p in $pm $kids; do alive "$p" && any=1; done
+    [ -z "$any" ] && break
+    sleep 0.1
+  done
+  for p in $pm $kids; do alive "$p" && fail "process $p survived kill -9"; done
+  say "kill -9 postmaster $pm and its $(wc -w <<<"$kids") processes"
+}
+
+# Restarts the crashed cluster and fails unless it went through crash recovery (WAL replay).
+recover() {
+  local log="$JDSH_CLUSTER/postgres.log" before out
+  before=$(wc -l <"$log")
+  out=$(bash "$ROOT/scripts/cluster.sh" start 2>&1) || fail "the cluster does not restart after the crash: $out"
+  tail -n +"$((before + 1))" "$log" | grep -q "database system was interrupted\|was not properly shut down" ||
+    fail "the restart did not go through crash recovery"
+  tail -n +"$((before + 1))" "$log" | grep -q "redo done\|redo starts" ||
+    fail "the restart replayed no WAL"
+  say "restarted: crash recovery replayed WAL ($(tail -n +"$((before + 1))" "$log" | grep -o 'redo done at [^ ]*' | head -1))"
+}
+
+# Fails unless index t_code_mih has no dead entry (after a complete VACUUM with nobody else).
+assert_no_dead_entries() {
+  local dead
+  dead=$(q -c "SELECT dead_entries FROM jdsh.mih_check('t_code_mih')" 2>&1) || return 0  # reported by assert_mih_check
+  [ "$dead" = 0 ] || soft_fail "$dead dead index entries are left after a complete VACUUM"
+}
+
+# Table t (id int, code bitcode(64)) with rows 1..$1 of clustered codes and the mih index
+# t_code_mih built on them, the oracle functions, the plans checked, jdsh.mih_check passed.
+mih_table() {
+  q -c "CREATE TABLE t (id int, code bitcode(64))" \
+    -c "INSERT INTO t SELECT i, gen_code(i::text) FROM generate_series(1, $1) i" \
+    -c "CREATE INDEX t_code_mih ON t USING mih (code)" >/dev/null
+  create_oracles
+  check_plans t_code_mih
+  assert_mih_check t_code_mih
+}
+
+# ---------------------------------------------------------------------------------------------
+# The models tests (models_*.sh, MODELS_TEST=1) share one cluster, .cluster-models on port
+# $JDSH_MODELS_PORT (54361), with the Wikipedia data set (2,173 train / 693 test pairs, 128-d image
+# and 10-d text features, 10 classes) loaded by `jdsh-train export` and the models they all read,
+# trained once:
+#   wiki  v1   JDSH, 64 bits, 30 epochs, in SQL (its psql output, NOTICEs included: $FILES/train_wiki.out)
+#   dcmh  v1   DCMH, 64 bits, 20 epochs, labels, in SQL ($FILES/train_dcmh.out)
+#   $FILES/cli.safetensors   JDSH, 64 bits, 3 epochs, seed 3, trained by `jdsh-train train`
+# models_fixture builds it when it is missing, incomplete (an interrupted build), stale (another
+# build of the extension or of jdsh-train, other data, another lib.sh) or damaged (wiki v1 or
+# dcmh v1 changed), and otherwise resets it to that state: models, roles and columns that a
+# models test added are dropped. So each models test runs alone or after any other, in any
+# order, and the models are trained once per set of runs. Each test stops the cluster at its end
+# and keeps its data; scripts/test.sh removes it before and after the cluster tests.
+
+# The CLI, built when missing or older than the trainer's sources (its codes are compared with
+# the extension's, which is built from the same sources).
+JT="$CARGO_TARGET_DIR/release/jdsh-train"
+TRAIN_SRC="'SELECT * FROM wikipedia WHERE split = ''train'''"
+TEST_Q="'SELECT * FROM wikipedia WHERE split = ''test'' ORDER BY id'"
+TRAIN_Q="'SELECT * FROM wikipedia WHERE split = ''train'' ORDER BY id'"
+# A 10-d text feature vector, and the text features of row 5.
+V10="ARRAY[0.1,0.2,0.3,0.1,0.1,0.05,0.05,0.02,0.03,0.05]::real[]"
+X="(SELECT text FROM wikipedia WHERE id = 5)"
+
+# What the fixture depends on: the installed extension, the CLI, the data and this file.
+models_stamp() {
+  local pkglib share
+  pkglib=$("$PG_CONFIG" --pkglibdir); share=$("$PG_CONFIG" --sharedir)
+  { stat -L -c '%n %s %Y' "$pkglib/jdsh.so" "$share"/extension/jdsh* "$JT" "$JDSH_DATA"/wikipedia/* \
+      "${BASH_SOURCE[0]}" 2>/dev/null || true; } | md5sum | cut -c1-32
+}
+
+models_fixture() {
+  if [ ! -x "$JT" ] || [ -n "$(find trainer/src core/src trainer/Cargo.toml core/Cargo.toml Cargo.lock -newer "$JT" 2>/dev/null | head -1)" ]; then
+    say "building jdsh-train"
+    cargo build --release -q -p jdsh-trainer --bin jdsh-train || fail "cannot build jdsh-train"
+  fi
+  local f
+  for f in train test; do
+    [ -f "$JDSH_DATA/wikipedia/$f.csv.gz" ] || [ -f "$JDSH_DATA/wikipedia/$f.csv" ] ||
+      fail "the Wikipedia data set is missing: no $JDSH_DATA/wikipedia/$f.csv.gz (JDSH_DATA='$JDSH_DATA'). It ships in the repository as data/wikipedia/{train,test}.csv.gz (provenance: data/README.md): restore it with 'git checkout -- data/wikipedia', or set JDSH_DATA to a folder with the same layout"
+  done
+  # Files the server reads (pg_read_binary_file) and the CLI's inputs and outputs; by the real
+  # path (.cluster-models may be a link into /tmp when the checkout is private to its owner).
+  FILES="$JDSH_CLUSTER/files"
+  local stamp have=""
+  stamp=$(models_stamp)
+  if [ -s "$JDSH_CLUSTER/data/PG_VERSION" ] && bash "$ROOT/scripts/cluster.sh" start >/dev/null 2>&1; then
+    FILES="$(readlink -f "$JDSH_CLUSTER")/files"
+    have=$(q -c "SELECT f.stamp FROM models_fixture f
+                  WHERE f.wiki_md5 = (SELECT md5(model) FROM jdsh.models WHERE name = 'wiki' AND version = 1)
+                    AND f.dcmh_md5 = (SELECT md5(model) FROM jdsh.models WHERE name = 'dcmh' AND version = 1)" 2>/dev/null) || have=""
+  fi
+  if [ "$have" = "$stamp" ] && [ -s "$FILES/train_wiki.out" ] && [ -s "$FILES/train_dcmh.out" ] && [ -s "$FILES/cli.safetensors" ]; then
+    models_reset
+    say "models cluster on port $PGPORT: reused and reset (wiki v1, dcmh v1 and cli.safetensors from an earlier models test)"
+  else
+    [ -e "$JDSH_CLUSTER" ] && say "models cluster on port $PGPORT: ${have:+stale, }rebuilding"
+    models_build "$stamp"
+  fi
+  # The server log from here on is this test's (assert_no_crash).
+  LOG_START=$(( $(wc -l <"$JDSH_CLUSTER/postgres.log") + 1 ))
+}
+
+models_build() {
+  local stamp=$1 out t0
+  t0=$(date +%s)
+  fresh_cluster
+  FILES="$(readlink -f "$JDSH_CLUSTER")/files"
+  mkdir -p "$FILES" && chmod 755 "$FILES"
+  "$JT" export --dataset wikipedia 2>"$FILES/export.err" | q -f - >/dev/null ||
+    fail "cannot load the Wikipedia data set with 'jdsh-train export --dataset wikipedia' from JDSH_DATA='$JDSH_DATA': $(tail -2 "$FILES/export.err" | tr '\n' ' ')"
+  [ "$(q -F ' ' -c "SELECT count(*) FILTER (WHERE split = 'train'), count(*) FILTER (WHERE split = 'test') FROM wikipedia")" = "2173 693" ] ||
+    fail "wikipedia holds the wrong rows"
+  q -c "VACUUM ANALYZE wikipedia" >/dev/null
+  say "fixture: loaded wikipedia (2173 train, 693 test pairs); training wiki (JDSH, 30 epochs) and dcmh (DCMH, 20 epochs) in SQL"
+  qv -F '|' -c "SET client_min_messages = notice" \
+    -c "SELECT * FROM jdsh.train('wiki', $TRAIN_SRC, image => 'image', text => 'text', labels => 'label',
+                                 bits => 64, method => 'jdsh', epochs => 30)" >"$FILES/train_wiki.out" ||
+    fail "jdsh.train (wiki, JDSH) failed: $(grep -m1 ERROR "$FILES/train_wiki.out")"
+  qv -F '|' -c "SELECT * FROM jdsh.train('dcmh', $TRAIN_SRC, image => 'image', text => 'text', labels => 'label',
+                                         method => 'dcmh', epochs => 20)" >"$FILES/train_dcmh.out" ||
+    fail "jdsh.train (dcmh) failed: $(grep -m1 ERROR "$FILES/train_dcmh.out")"
+  out=$("$JT" train --dataset wikipedia --method jdsh --bits 64 --epochs 3 --seed 3 --threads 1 --quiet \
+    --out "$FILES/cli.safetensors" 2>&1) || fail "jdsh-train train failed: $(tail -2 <<<"$out" | tr '\n' ' ')"
+  chmod 644 "$FILES/cli.safetensors"
+  q -c "CREATE TABLE models_fixture AS
+          SELECT '$stamp'::text AS stamp,
+                 (SELECT md5(model) FROM jdsh.models WHERE name = 'wiki' AND version = 1) AS wiki_md5,
+                 (SELECT md5(model) FROM jdsh.models WHERE name = 'dcmh' AND version = 1) AS dcmh_md5" >/dev/null
+  say "fixture built in $(( $(date +%s) - t0 ))s"
+}
+
+# Back to the fixture's state: only wiki v1 and dcmh v1, no test role, no added column (and
+# the dead rows of the last test's UPDATEs vacuumed: autovacuum is off).
+models_reset() {
+  q -f - <<'SQL' >/dev/null || fail "cannot reset the models cluster"
+DELETE FROM jdsh.models WHERE (name, version) NOT IN (('wiki', 1), ('dcmh', 1));
+DO $$
+DECLARE r text;
+BEGIN
+  FOR r IN SELECT rolname FROM pg_roles WHERE rolname IN ('models_r1', 'models_r2') LOOP
+    EXECUTE format('DROP OWNED BY %I', r);
+    EXECUTE format('DROP ROLE %I', r);
+  END LOOP;
+END $$;
+ALTER TABLE wikipedia DROP COLUMN IF EXISTS icode, DROP COLUMN IF EXISTS tcode;
+VACUUM ANALYZE wikipedia;
+SQL
+}
+
+# psql as in q, but with ERROR lines carrying their SQLSTATE; prints stdout and stderr together.
+qv() { "$PG_BIN/psql" -X -qAt -v ON_ERROR_STOP=1 -v VERBOSITY=verbose "$@" 2>&1; }
+
+# A crash shows as a lost connection in psql and "terminated by signal" in this test's part of
+# the server log.
+assert_no_crash() {
+  local what=$1 out=$2
+  if grep -qE 'server closed the connection|connection to server .* lost|terminated abnormally' <<<"$out" ||
+     tail -n +"${LOG_START:-1}" "$JDSH_CLUSTER/postgres.log" | grep -qE 'terminated by signal|was terminated by exception'; then
+    fail "$what crashed the server: $(tr '\n' ' ' <<<"$out" | cut -c1-300)"
+  fi
+}
+
+# expect_error SQLSTATE LABEL SQL: queues a check that SQL (one or more statements; the first
+# error counts) fails with SQLSTATE. run_errors [psql options] runs the queued checks in one
+# session (a backend loading the extension, and libtorch with it, takes about half a second),
+# each in a transaction block that is rolled back, so that a SET stays inside its check.
+E_STATE=(); E_LABEL=(); E_SQL=()
+expect_error() { E_STATE+=("$1"); E_LABEL+=("$2"); E_SQL+=("$3"); }
+ERRORS_CHECKED=0
+run_errors() {
+  local i out seg got script="$FILES/errors.sql"
+  : >"$script"
+  for i in "${!E_SQL[@]}"; do
+    printf '\\echo @@check %s\nBEGIN;\n%s\nROLLBACK;\n' "$i" "${E_SQL[$i]}" >>"$script"
+  done
+  out=$(qv -v ON_ERROR_STOP=0 "$@" -f "$script") || true
+  assert_no_crash "the error checks (${E_LABEL[*]})" "$out"
+  for i in "${!E_SQL[@]}"; do
+    seg=$(awk -v n="$i" '/^@@check / {cur = $2; next} cur == n' <<<"$out")
+    got=$(grep -m1 -oE '(ERROR|FATAL):  [0-9A-Z]{5}:' <<<"$seg" | grep -oE '[0-9A-Z]{5}:$' | tr -d : || true)
+    if [ "$got" != "${E_STATE[$i]}" ]; then
+      soft_fail "${E_LABEL[$i]}: expected SQLSTATE ${E_STATE[$i]}, got ${got:-no error}: $(grep -m1 -E '(ERROR|FATAL):' <<<"$seg" || tail -1 <<<"$seg")"
+    else
+      ERRORS_CHECKED=$((ERRORS_CHECKED + 1))
+    fi
+  done
+  E_STATE=(); E_LABEL=(); E_SQL=()
+}
+# train_sql ARGS [NAME]: a jdsh.train call (model 'bad' unless NAME is given).
+train_sql() { echo "SELECT * FROM jdsh.train('${2:-bad}', $1);"; }
+rows_of() { q -c "SELECT count(*) FROM jdsh.models WHERE name = '$1'"; }
+
+# MAP@all of jdsh.evaluate on the test queries against the training items. $1 model, $2
+# 'image->text' or 'text->image', $3 version (optional).
+sql_map() {
+  local model=$1 dir=$2 version=${3:-NULL} qcol rcol
+  if [ "$dir" = "image->text" ]; then qcol=image; rcol=text; else qcol=text; rcol=image; fi
+  q -c "SELECT value FROM jdsh.evaluate('$model', $TEST_Q, '$qcol', $TRAIN_Q, '$rcol', 'label',
+          direction => '$dir', version => $version) WHERE metric = 'map' AND k IS NULL"
+}
+above() { python3 -c "import sys; sys.exit(0 if float('$1') >= float('$2') else 1)"; }
+hexq() { q -c "SET jdsh.bitcode_output = hex" -c "$1"; }
