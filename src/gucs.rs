@@ -51,7 +51,7 @@ pub static THREADS: GucSetting<i32> = GucSetting::<i32>::new(1);
 
 /// Applies `jdsh.threads` to libtorch (when > 0) and returns it as the trainer's
 /// `TrainConfig::threads` (None = libtorch's default).
-pub fn apply_threads() -> Option<usize> {
+fn apply_threads() -> Option<usize> {
     let n = THREADS.get();
     if n > 0 {
         tch::set_num_threads(n);
@@ -60,7 +60,7 @@ pub fn apply_threads() -> Option<usize> {
 }
 
 /// The trainer's spelling of the `jdsh.device` setting.
-pub fn device() -> DeviceChoice {
+fn device() -> DeviceChoice {
     match DEVICE.get() {
         Device::Auto => DeviceChoice::Auto,
         Device::Cpu => DeviceChoice::Cpu,
@@ -73,6 +73,33 @@ pub fn device() -> DeviceChoice {
         Device::Cuda6 => DeviceChoice::Cuda(6),
         Device::Cuda7 => DeviceChoice::Cuda(7),
     }
+}
+
+// The device policy, in one place. `jdsh.device` names where work runs; `auto` means:
+// - one item per call (the per-row encoders): the CPU, where one item is faster than a GPU
+//   round trip (and the pure-Rust fast path needs no libtorch at all);
+// - batches (encode_texts/encode_images, encode_table, evaluate) and training: a GPU when
+//   libtorch sees one, else the CPU, with `jdsh.threads` applied to libtorch.
+// An explicit CUDA device that is not there is an error (55000) from the trainer, never a silent
+// fall-back. The GUC lists cuda:0 .. cuda:7 (`cuda` = cuda:0); the trainer's CLI takes any index.
+
+/// Device for the encoders called once per item.
+pub fn row_device() -> DeviceChoice {
+    match device() {
+        DeviceChoice::Auto => DeviceChoice::Cpu,
+        d => d,
+    }
+}
+
+/// Device for batch encoding and evaluation, with `jdsh.threads` applied to libtorch.
+pub fn batch_device() -> DeviceChoice {
+    apply_threads();
+    device()
+}
+
+/// Device and libtorch thread count for `jdsh.train`.
+pub fn training_device() -> (DeviceChoice, Option<usize>) {
+    (device(), apply_threads())
 }
 
 pub fn init() {

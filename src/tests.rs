@@ -187,9 +187,19 @@ fn noisy(rng: &mut Rng, centre: &str, p: f64) -> String {
     centre.chars().zip(flips.chars()).map(|(c, f)| if (c == '1') != (f == '1') { '1' } else { '0' }).collect()
 }
 
-/// The mih index answers k-NN and radius queries exactly as a sequential scan does, for random
-/// and clustered codes of 16..256 bits, with k from 1 to past the table size and radii 0..4,
-/// after a build and after inserts into the built index.
+/// The plan of `query`, as EXPLAIN (COSTS OFF) prints it.
+fn plan(query: &str) -> String {
+    Spi::connect(|client| {
+        let t = client.select(&format!("EXPLAIN (COSTS OFF) {query}"), None, &[]).unwrap();
+        t.map(|row| row.get::<String>(1).unwrap().unwrap_or_default()).collect::<Vec<_>>().join("\n")
+    })
+}
+
+/// The mih index answers k-NN and radius queries exactly as the reference (a brute-force
+/// ranking here), for random and clustered codes of 16..256 bits, with k from 1 to past the
+/// table size and radii 0..4, after a build and after inserts into the built index. Each query
+/// shape is checked to be planned as a scan of the mih index (index scan for k-NN, index and
+/// bitmap scans for the radius), so the comparison is of the index, not of a fallback.
 #[pg_test]
 fn mih_index_equals_sequential_scan() {
     for &nbits in &[16usize, 32, 64, 128, 256] {
@@ -219,9 +229,12 @@ fn mih_index_equals_sequential_scan() {
                 all.sort_unstable();
                 for k in [1usize, 10, 100, 3500] {
                     Spi::run("SET LOCAL enable_seqscan = off; SET LOCAL enable_bitmapscan = off").unwrap();
-                    let got: Vec<i32> = Spi::get_one::<Vec<i32>>(&format!(
-                        "SELECT array_agg(d) FROM (SELECT code <~> '{q}' AS d FROM mp ORDER BY code <~> '{q}' LIMIT {k}) t"
-                    ))
+                    let knn = format!("SELECT code <~> '{q}' AS d FROM mp ORDER BY code <~> '{q}' LIMIT {k}");
+                    if qi == 0 {
+                        let p = plan(&knn);
+                        assert!(p.contains("Index Scan using mp_mih"), "k-NN not planned on the index:\n{p}");
+                    }
+                    let got: Vec<i32> = Spi::get_one::<Vec<i32>>(&format!("SELECT array_agg(d) FROM ({knn}) t"))
                     .unwrap()
                     .unwrap();
                     let want: Vec<i32> = all.iter().copied().take(k).collect();
@@ -231,8 +244,14 @@ fn mih_index_equals_sequential_scan() {
                     let mut want: Vec<i32> =
                         (0..3000).filter(|&i| ref_hamming(&rows[i], &q) <= r).map(|i| i as i32).collect();
                     want.sort_unstable();
-                    for scan in ["enable_bitmapscan = off", "enable_indexscan = off"] {
+                    for (scan, node) in
+                        [("enable_bitmapscan = off", "Index Scan using mp_mih"), ("enable_indexscan = off", "Bitmap Index Scan on mp_mih")]
+                    {
                         Spi::run(&format!("SET LOCAL enable_seqscan = off; SET LOCAL {scan}")).unwrap();
+                        if qi == 0 && r == 0 {
+                            let p = plan(&format!("SELECT id FROM mp WHERE code <@ jdsh.ball('{q}', {r})"));
+                            assert!(p.contains(node), "radius query with {scan} not planned as {node}:\n{p}");
+                        }
                         let got: Vec<i32> = Spi::get_one::<Vec<i32>>(&format!(
                             "SELECT coalesce(array_agg(id ORDER BY id), '{{}}') FROM mp WHERE code <@ jdsh.ball('{q}', {r})"
                         ))

@@ -32,15 +32,17 @@ fn mih_check(
 > {
     let oid = index.oid();
     // The heap query is built here, quoting included; NULL for an expression index (no column
-    // to compare with).
+    // to compare with). Starting from pg_class, any relation gives one row: a table, a view or
+    // another access method's index is then "not a mih index" (42809), not an SPI error.
     let (am, heap, heap_sql) = Spi::get_three_with_args::<String, pg_sys::Oid, String>(
         "SELECT a.amname::text, i.indrelid, \
                 CASE WHEN i.indkey[0] <> 0 THEN \
                   format('SELECT ctid::text, %1$I::text FROM ONLY %2$s WHERE %1$I IS NOT NULL', \
                          att.attname, i.indrelid::regclass) END \
-           FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid JOIN pg_am a ON a.oid = c.relam \
+           FROM pg_class c LEFT JOIN pg_am a ON a.oid = c.relam AND c.relkind = 'i' \
+           LEFT JOIN pg_index i ON i.indexrelid = c.oid \
            LEFT JOIN pg_attribute att ON att.attrelid = i.indrelid AND att.attnum = i.indkey[0] \
-          WHERE i.indexrelid = $1",
+          WHERE c.oid = $1",
         &[oid.into()],
     )
     .unwrap_or_else(|e| raise(PgSqlErrorCode::ERRCODE_INTERNAL_ERROR, e.to_string()));

@@ -21,6 +21,11 @@ use crate::fmgr::{arg, arg_i32, float_array, raise, raise_with_hint};
 use crate::gucs;
 
 /// Model name and optional version (third argument) of an encoder call.
+///
+/// # Safety
+/// `fcinfo` is the call's own (a V1 function of ours); the functions are STRICT and declared with
+/// a text first argument and an int4 third one when there are three, so argument 0 is a non-NULL
+/// text datum and argument 2, when present, a non-NULL int4.
 unsafe fn model_arg(fcinfo: pg_sys::FunctionCallInfo) -> (String, Arc<Model>) {
     unsafe {
         let name = <&str>::from_datum(arg(fcinfo, 0), false).unwrap_or_default().to_string();
@@ -28,20 +33,6 @@ unsafe fn model_arg(fcinfo: pg_sys::FunctionCallInfo) -> (String, Arc<Model>) {
         let model = registry::load(&name, version);
         (name, model)
     }
-}
-
-/// `jdsh.device`, with `auto` meaning the CPU for one item at a time.
-fn row_device() -> DeviceChoice {
-    match gucs::device() {
-        DeviceChoice::Auto => DeviceChoice::Cpu,
-        d => d,
-    }
-}
-
-/// `jdsh.device` for the batch forms, with `jdsh.threads` applied to libtorch.
-pub(super) fn batch_device() -> DeviceChoice {
-    gucs::apply_threads();
-    gucs::device()
 }
 
 /// Which per-item encoder produced a memoized code.
@@ -77,7 +68,7 @@ fn one(
     input: &[u8],
     encode: impl FnOnce(&Model, DeviceChoice) -> Result<Vec<Code>, jdsh_trainer::EncodeError>,
 ) -> pg_sys::Datum {
-    let device = row_device();
+    let device = gucs::row_device();
     let mut memo = MEMO.lock().unwrap_or_else(|p| p.into_inner());
     if let Some(m) = memo.as_ref() {
         if Arc::ptr_eq(&m.model, model) && m.kind == kind && m.device == device && m.input == input {
@@ -155,6 +146,10 @@ pg_v1! {
 // Batch forms: arrays in, bitcode[] out (NULL in, NULL out).
 
 /// Builds the `bitcode[]` result; positions in `nulls` get NULL, the others take `codes` in order.
+///
+/// # Safety
+/// `fcinfo` is the current call's, of a function declared to return `bitcode[]` (its element
+/// type is then looked up from the return type); `codes` has one code per `false` in `nulls`.
 unsafe fn code_array(fcinfo: pg_sys::FunctionCallInfo, nulls: &[bool], codes: &[Code]) -> pg_sys::Datum {
     unsafe {
         let elem = pg_sys::get_element_type(pg_sys::get_fn_expr_rettype((*fcinfo).flinfo));
@@ -188,6 +183,9 @@ unsafe fn code_array(fcinfo: pg_sys::FunctionCallInfo, nulls: &[bool], codes: &[
 
 /// The `bitcode[]` result of a batch call: `encode` runs once over the `items` non-NULL inputs
 /// (not at all when there are none) on `jdsh.device`; NULL inputs (`nulls`) give NULL codes.
+///
+/// # Safety
+/// As [`code_array`]: `fcinfo` is the current call's, returning `bitcode[]`.
 unsafe fn batch_result(
     fcinfo: pg_sys::FunctionCallInfo,
     name: &str,
@@ -199,12 +197,17 @@ unsafe fn batch_result(
     let codes = if items == 0 {
         Vec::new()
     } else {
-        encode(model, batch_device()).unwrap_or_else(|e| errors::encode(name, e))
+        encode(model, gucs::batch_device()).unwrap_or_else(|e| errors::encode(name, e))
     };
     unsafe { code_array(fcinfo, nulls, &codes) }
 }
 
 /// Rows of a two-dimensional `real[]` (one item per row); NULLs are not allowed inside.
+///
+/// # Safety
+/// `datum` is a non-NULL `real[]` (float4 elements: the SQL signature says so), possibly toasted;
+/// after detoasting it points at a valid array header, and `RawArray::data` is read only after
+/// the NULL bitmap was found empty, so `rows * cols` float4 values follow.
 unsafe fn float_rows(datum: pg_sys::Datum) -> Matrix {
     unsafe {
         let v = pg_sys::pg_detoast_datum(datum.cast_mut_ptr());
@@ -229,6 +232,9 @@ unsafe fn float_rows(datum: pg_sys::Datum) -> Matrix {
 }
 
 /// The non-NULL elements of an array argument and the NULL mask.
+///
+/// # Safety
+/// `datum` is a non-NULL array datum whose element type is `T`'s SQL type.
 unsafe fn elements<T>(datum: pg_sys::Datum) -> (Vec<T>, Vec<bool>)
 where
     for<'arr> T: pgrx::datum::UnboxDatum<As<'arr> = T> + 'arr,
@@ -309,18 +315,31 @@ fn encode_table(
         raise(E::ERRCODE_INVALID_PARAMETER_VALUE, "batch_size must be at least 1");
     }
     let m = registry::load(model, version);
-    // Type of the input column decides the modality; the code column must be a bitcode.
-    let (input_type, code_type, table) = Spi::get_three_with_args::<String, String, String>(
-        "SELECT (SELECT format_type(atttypid, NULL) FROM pg_attribute \
-                  WHERE attrelid = $1 AND attname = $2 AND attnum > 0 AND NOT attisdropped), \
-                (SELECT format_type(atttypid, NULL) FROM pg_attribute \
-                  WHERE attrelid = $1 AND attname = $3 AND attnum > 0 AND NOT attisdropped), \
-                $1::regclass::text",
-        &[tbl.into(), input_column.into(), code_column.into()],
-    )
-    .unwrap_or_else(|e| raise(E::ERRCODE_INTERNAL_ERROR, e.to_string()));
+    // The input column's type decides how it is read (source.rs, as for jdsh.train) and, unless
+    // `modality` says otherwise, which encoder runs; the code column must be the extension's
+    // bitcode. Types are compared by OID, so domains over other types and spellings don't fool it.
+    let (input_oid, code_type, table) = Spi::connect(|client| {
+        let row = client
+            .select(
+                "SELECT (SELECT atttypid FROM pg_attribute \
+                          WHERE attrelid = $1 AND attname = $2 AND attnum > 0 AND NOT attisdropped), \
+                        (SELECT CASE WHEN t.typname = 'bitcode' AND d.refobjid IS NOT NULL \
+                                     THEN '' ELSE format_type(a.atttypid, NULL) END \
+                           FROM pg_attribute a JOIN pg_type t ON t.oid = a.atttypid \
+                           LEFT JOIN pg_depend d ON d.classid = 'pg_type'::regclass AND d.objid = t.oid \
+                                AND d.refclassid = 'pg_extension'::regclass AND d.deptype = 'e' \
+                                AND d.refobjid = (SELECT oid FROM pg_extension WHERE extname = 'jdsh') \
+                          WHERE a.attrelid = $1 AND a.attname = $3 AND a.attnum > 0 AND NOT a.attisdropped), \
+                        $1::regclass::text",
+                None,
+                &[tbl.into(), input_column.into(), code_column.into()],
+            )
+            .and_then(|t| t.first().get_three::<pg_sys::Oid, String, String>())
+            .unwrap_or_else(|e| raise(E::ERRCODE_INTERNAL_ERROR, e.to_string()));
+        row
+    });
     let table = table.unwrap_or_default();
-    let Some(input_type) = input_type else {
+    let Some(input_oid) = input_oid else {
         raise(
             E::ERRCODE_UNDEFINED_COLUMN,
             format!("column \"{input_column}\" of relation {table} does not exist"),
@@ -331,23 +350,24 @@ fn encode_table(
             E::ERRCODE_UNDEFINED_COLUMN,
             format!("column \"{code_column}\" of relation {table} does not exist"),
         ),
-        Some(t) if t == "bitcode" || t.ends_with(".bitcode") => {}
+        Some("") => {}
         Some(t) => raise(
             E::ERRCODE_DATATYPE_MISMATCH,
             format!("column \"{code_column}\" has type {t}; codes go in a bitcode column"),
         ),
     }
-    let image = match (input_type.as_str(), modality.map(|s| s.trim().to_ascii_lowercase())) {
+    let kind = source::input_kind(input_column, input_oid);
+    let image = match (&kind, modality.map(|s| s.trim().to_ascii_lowercase())) {
         (_, Some(m)) if m == "image" => true,
         (_, Some(m)) if m == "text" => false,
         (_, Some(m)) => {
             raise(E::ERRCODE_INVALID_PARAMETER_VALUE, format!("unknown modality \"{m}\": use image or text"))
         }
-        ("bytea", None) => true,
-        ("text" | "character varying", None) => false,
-        (t, None) => raise_with_hint(
+        (source::Kind::Bytes, None) => true,
+        (source::Kind::Texts, None) => false,
+        (_, None) => raise_with_hint(
             E::ERRCODE_INVALID_PARAMETER_VALUE,
-            format!("cannot tell whether column \"{input_column}\" ({t}) holds images or texts"),
+            format!("cannot tell whether column \"{input_column}\" (feature vectors) holds images or texts"),
             "Pass modality => 'image' or modality => 'text'.",
         ),
     };
@@ -360,7 +380,7 @@ fn encode_table(
           WHERE t.ctid = v.tid AND t.ctid = ANY ($1::text[]::tid[])",
         code = q(code_column)
     );
-    let device = batch_device();
+    let device = gucs::batch_device();
     let mut updated = 0i64;
     Spi::connect_mut(|client| {
         // The cursor's snapshot predates the updates, so each row is read (and updated) once.
@@ -376,56 +396,17 @@ fn encode_table(
                     break;
                 }
                 let mut tids: Vec<String> = Vec::with_capacity(rows.len());
-                let mut features: Vec<f32> = Vec::new();
-                let mut cols = 0usize;
-                let mut bytes: Vec<Vec<u8>> = Vec::new();
-                let mut texts: Vec<String> = Vec::new();
+                let mut input = source::Builder::new(&kind);
                 while rows.next().is_some() {
                     tids.push(rows.get::<String>(1).ok().flatten().unwrap_or_default());
-                    let datum = rows.get_datum_by_ordinal(2).ok().flatten().expect("filtered NOT NULL");
-                    match input_type.as_str() {
-                        "bytea" => bytes
-                            .push(unsafe { <&[u8]>::from_datum(datum, false) }.unwrap_or_default().to_vec()),
-                        "text" | "character varying" => {
-                            texts.push(unsafe { String::from_datum(datum, false) }.unwrap_or_default())
-                        }
-                        "real[]" => {
-                            let v: &[f32] = unsafe { float_array(datum, "encode") };
-                            if cols == 0 {
-                                cols = v.len();
-                            } else if v.len() != cols {
-                                raise(
-                                    E::ERRCODE_DATA_EXCEPTION,
-                                    format!(
-                                        "column \"{input_column}\" holds vectors of {} and {cols} dimensions",
-                                        v.len()
-                                    ),
-                                );
-                            }
-                            features.extend_from_slice(v);
-                        }
-                        t => raise(
-                            E::ERRCODE_DATATYPE_MISMATCH,
-                            format!(
-                                "column \"{input_column}\" has type {t}; inputs are real[], bytea or text"
-                            ),
-                        ),
-                    }
+                    let row = updated as usize + tids.len() - 1;
+                    input.push(input_column, input_oid, rows.get_datum_by_ordinal(2).ok().flatten(), row);
                 }
-                let n = tids.len();
-                let codes = match (image, input_type.as_str()) {
-                    (true, "bytea") => m.encode_image(&ImageInput::Encoded(bytes), device),
-                    (true, _) => {
-                        m.encode_image(&ImageInput::Features(Matrix::new(n, cols, features)), device)
-                    }
-                    (false, "real[]") => {
-                        m.encode_text(&TextInput::Features(Matrix::new(n, cols, features)), device)
-                    }
-                    (false, "bytea") => raise(
-                        E::ERRCODE_DATATYPE_MISMATCH,
-                        format!("column \"{input_column}\" is bytea; texts are text or real[]"),
-                    ),
-                    (false, _) => m.encode_text(&TextInput::Raw(texts), device),
+                let input = input.finish(tids.len());
+                let codes = if image {
+                    m.encode_image(&input.into_image(input_column), device)
+                } else {
+                    m.encode_text(&input.into_text(input_column), device)
                 }
                 .unwrap_or_else(|e| errors::encode(model, e));
                 let codes: Vec<String> =

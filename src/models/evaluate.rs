@@ -14,7 +14,7 @@ use super::{errors, registry};
 use crate::fmgr::{raise, raise_with_hint};
 
 fn encode(model: &Model, name: &str, input: Input, column: &str, image: bool) -> Vec<Code> {
-    let device = super::encode::batch_device();
+    let device = crate::gucs::batch_device();
     let codes = if image {
         model.encode_image(&input.into_image(column), device)
     } else {

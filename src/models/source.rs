@@ -119,14 +119,16 @@ pub fn from_item(source: &str) -> String {
     }
 }
 
-enum Kind {
+/// What a column holds, decided by its type OID.
+pub(super) enum Kind {
     Features,
     Bytes,
     Texts,
     Labels,
 }
 
-fn input_kind(column: &str, oid: pg_sys::Oid) -> Kind {
+/// The kind of an input column of type `oid`; any other type is a clear error.
+pub(super) fn input_kind(column: &str, oid: pg_sys::Oid) -> Kind {
     match oid {
         pg_sys::FLOAT4ARRAYOID | pg_sys::FLOAT8ARRAYOID => Kind::Features,
         pg_sys::BYTEAOID => Kind::Bytes,
@@ -167,14 +169,16 @@ fn null_error(column: &str, row: usize) -> ! {
     )
 }
 
-enum Builder {
+/// Collects one input column, row by row, into an [`Input`]; the one reader of SQL inputs
+/// (training, evaluation and `encode_table` all go through it).
+pub(super) enum Builder {
     Features { values: Vec<f32>, cols: Option<usize> },
     Bytes(Vec<Vec<u8>>),
     Texts(Vec<String>),
 }
 
 impl Builder {
-    fn new(kind: &Kind) -> Builder {
+    pub(super) fn new(kind: &Kind) -> Builder {
         match kind {
             Kind::Features => Builder::Features { values: Vec::new(), cols: None },
             Kind::Bytes => Builder::Bytes(Vec::new()),
@@ -182,7 +186,8 @@ impl Builder {
         }
     }
 
-    fn push(&mut self, column: &str, oid: pg_sys::Oid, datum: Option<pg_sys::Datum>, row: usize) {
+    /// Adds the value of row `row` (0-based, for messages) of `column`, of type `oid`.
+    pub(super) fn push(&mut self, column: &str, oid: pg_sys::Oid, datum: Option<pg_sys::Datum>, row: usize) {
         let Some(datum) = datum else { null_error(column, row) };
         match self {
             Builder::Features { values, cols } => {
@@ -218,7 +223,7 @@ impl Builder {
         }
     }
 
-    fn finish(self, rows: usize) -> Input {
+    pub(super) fn finish(self, rows: usize) -> Input {
         match self {
             Builder::Features { values, cols } => {
                 Input::Features(Matrix::new(rows, cols.unwrap_or(0), values))

@@ -20,6 +20,7 @@ use super::source::{self, LabelMap};
 use super::{errors, registry};
 use crate::fmgr::{raise, raise_with_hint};
 use crate::gucs;
+use jdsh_core::MAX_BITS;
 
 fn fmt_duration(d: Duration) -> String {
     let s = d.as_secs();
@@ -62,12 +63,14 @@ fn config(
     has_labels: bool,
     options: &serde_json::Value,
 ) -> TrainConfig {
-    if !(1..=4096).contains(&bits) {
-        raise(E::ERRCODE_INVALID_PARAMETER_VALUE, format!("bits must be between 1 and 4096, not {bits}"));
+    if !(1..=MAX_BITS as i32).contains(&bits) {
+        raise(
+            E::ERRCODE_INVALID_PARAMETER_VALUE,
+            format!("bits must be between 1 and {MAX_BITS}, not {bits}"),
+        );
     }
     let mut cfg = TrainConfig::defaults(method, bits as usize);
-    cfg.device = gucs::device();
-    cfg.threads = gucs::apply_threads();
+    (cfg.device, cfg.threads) = gucs::training_device();
     if has_labels {
         cfg.holdout = 0.1;
     }

@@ -88,7 +88,8 @@ SELECT pg_temp.err(q) FROM (VALUES
   ($$CREATE INDEX ON mt USING mih (code) WITH (substrings = 300)$$),
   ($$CREATE INDEX ON mt USING mih (code) WITH (fillfactor = 5)$$),
   ($$CREATE INDEX ON mt USING mih (id)$$),
-  ($$SELECT * FROM jdsh.mih_check('mt_pkey')$$)
+  ($$SELECT * FROM jdsh.mih_check('mt_pkey')$$),
+  ($$SELECT * FROM jdsh.mih_check('mt')$$)
 ) AS t(q);
 INSERT INTO untyped VALUES ('0101');
 CREATE INDEX untyped_mih ON untyped USING mih (code);
