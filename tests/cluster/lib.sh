@@ -13,6 +13,7 @@ if [ -n "${MODELS_TEST:-}" ]; then
   JDSH_CLUSTER="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)/.cluster-models"
 fi
 : "${JDSH_PGPORT:?}" "${JDSH_CLUSTER:?}"
+LIB_SH="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)/lib.sh"
 
 # Become a child subreaper (re-executing the test under prctl(PR_SET_CHILD_SUBREAPER)): pg_ctl
 # detaches the postmaster, so it would be re-parented to PID 1, which does not reap in some
@@ -346,7 +347,7 @@ models_stamp() {
   local pkglib share
   pkglib=$("$PG_CONFIG" --pkglibdir); share=$("$PG_CONFIG" --sharedir)
   { stat -L -c '%n %s %Y' "$pkglib/jdsh.so" "$share"/extension/jdsh* "$JT" "$JDSH_DATA"/wikipedia/* \
-      "${BASH_SOURCE[0]}" 2>/dev/null || true; } | md5sum | cut -c1-32
+      "$LIB_SH" 2>/dev/null || true; } | md5sum | cut -c1-32
 }
 
 models_fixture() {
@@ -374,7 +375,7 @@ models_fixture() {
     models_reset
     say "models cluster on port $PGPORT: reused and reset (wiki v1, dcmh v1 and cli.safetensors from an earlier models test)"
   else
-    [ -e "$JDSH_CLUSTER" ] && say "models cluster on port $PGPORT: ${have:+stale, }rebuilding"
+    [ -e "$JDSH_CLUSTER" ] && say "models cluster on port $PGPORT: not in the fixture state (interrupted, stale or changed): rebuilding"
     models_build "$stamp"
   fi
   # The server log from here on is this test's (assert_no_crash).
