@@ -149,7 +149,8 @@ impl Params {
     /// Bucket of substring value `value` in table `t`.
     #[inline]
     pub fn bucket(&self, t: u32, value: u64) -> u32 {
-        (crate::rng::mix64(value ^ (t as u64).wrapping_mul(0xA24B_AED4_963E_E407)) % self.nbuckets as u64) as u32
+        (crate::rng::mix64(value ^ (t as u64).wrapping_mul(0xA24B_AED4_963E_E407)) % self.nbuckets as u64)
+            as u32
     }
 
     pub fn dir_slots(&self) -> usize {
