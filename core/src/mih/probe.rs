@@ -154,25 +154,3 @@ mod tests {
         assert_eq!(binomial(200, 100), u64::MAX);
     }
 }
-
-#[cfg(test)]
-mod extract_tests {
-    use crate::mih::layout::extract_bits;
-
-    #[test]
-    fn extract_matches_bit_by_bit() {
-        let bytes: Vec<u8> = (0..24u8).map(|i| i.wrapping_mul(37) ^ 0x5A).collect();
-        for start in 0..(24 * 8) {
-            for len in 1..=64u32 {
-                if start + len > 24 * 8 {
-                    continue;
-                }
-                let want = (0..len).fold(0u64, |acc, i| {
-                    let bit = start + i;
-                    (acc << 1) | ((bytes[(bit / 8) as usize] >> (7 - bit % 8)) & 1) as u64
-                });
-                assert_eq!(extract_bits(&bytes, start, len), want, "start {start} len {len}");
-            }
-        }
-    }
-}
