@@ -3,12 +3,14 @@
 //! memory as well as on PostgreSQL pages.
 //!
 //! One file per phase, each the twin of the extension's `src/index/<phase>.rs`: `build`,
-//! `insert`, `search` (scans, over the `probe` primitives), `vacuum` and `check`; with
-//! `index` (the open index and its directory, which they share), `layout` (page formats and
-//! parameters) and `store` (the page-store trait, and the in-memory store of the tests).
+//! `insert`, `search` (the twin of `scan`; it runs the `probe` primitives), `vacuum`, `check`
+//! and `cost` (the probe count that the planner prices). They share `index` (the open index and
+//! its directory), `layout` (page formats and parameters) and `store` (the page-store trait and
+//! the in-memory store of the tests).
 
 mod build;
 mod check;
+pub mod cost;
 pub mod index;
 mod insert;
 pub mod layout;
