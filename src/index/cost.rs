@@ -17,7 +17,13 @@ use super::pages::PgStore;
 
 /// The radius of the first radius qual when it is a constant (`jdsh.ball(q, 3)` folded by the
 /// planner, or a `'...:3'::bitball` literal).
+///
+/// # Safety
+/// `path` must be the planner's index path of a mih index.
 unsafe fn constant_radius(path: *mut pg_sys::IndexPath) -> Option<u32> {
+    // SAFETY: the planner's lists and nodes are valid for the call; the only index qual
+    // operator of the operator class is `bitcode <@ bitball`, so a non-null constant second
+    // argument is a bitball.
     unsafe {
         let clauses = pgrx::PgList::<pg_sys::IndexClause>::from_pg((*path).indexclauses);
         for ic in clauses.iter_ptr() {
@@ -55,6 +61,9 @@ pub unsafe extern "C-unwind" fn amcostestimate(
     correlation: *mut f64,
     pages: *mut f64,
 ) {
+    // SAFETY: the planner passes a valid path of a mih index and the output pointers to fill;
+    // the index is opened (and closed) without a lock, as amcostestimate may (the planner
+    // already holds one).
     unsafe {
         // Without ORDER BY <~> or a radius qual the index has nothing to offer (and it cannot
         // return column values): never a plain or index-only full scan.
@@ -88,7 +97,8 @@ pub unsafe extern "C-unwind" fn amcostestimate(
         // The radius the probes are priced at. ORDER BY: two shells per table, whatever radius
         // qual comes with it. A radius qual alone: its radius when the planner knows it, else m
         // (shell 0 in every table and shell 1 in the first).
-        let radius = if ordered { cost::two_shells_radius(&p) } else { constant_radius(path).unwrap_or(p.m()) };
+        let radius =
+            if ordered { cost::two_shells_radius(&p) } else { constant_radius(path).unwrap_or(p.m()) };
         let n_probes = cost::probes(&p, radius);
         let page_cost = n_probes.min(index_pages) * pg_sys::random_page_cost;
         // Past a point a search reads a whole table of the index instead of probing.
