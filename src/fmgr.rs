@@ -31,13 +31,25 @@ macro_rules! pg_v1 {
 }
 
 /// The raw datum of argument `i`. STRICT functions never see NULLs, so no null check here.
+///
+/// # Safety
+/// `fcinfo` must be the call information PostgreSQL passed to a V1 function that was called
+/// with more than `i` arguments (`i < nargs`): `args` is a flexible array of `nargs` entries.
+/// A caller that reads the datum as a pointer must also know the argument is not NULL (the
+/// function is declared STRICT), and of the type it reads it as (the SQL declaration).
 #[inline(always)]
 pub unsafe fn arg(fcinfo: pg_sys::FunctionCallInfo, i: usize) -> pg_sys::Datum {
+    // SAFETY: `i < nargs` (above), so the first `i + 1` entries exist.
     unsafe { (*fcinfo).args.as_slice(i + 1)[i].value }
 }
 
+/// Argument `i` as an `int4`.
+///
+/// # Safety
+/// As for [`arg`] (`i < nargs`); argument `i` must be declared `integer` (a by-value datum).
 #[inline(always)]
 pub unsafe fn arg_i32(fcinfo: pg_sys::FunctionCallInfo, i: usize) -> i32 {
+    // SAFETY: the caller's promise above.
     unsafe { arg(fcinfo, i).value() as i32 }
 }
 

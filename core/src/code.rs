@@ -261,7 +261,7 @@ pub fn format_bits(nbits: u32, bytes: &[u8]) -> String {
 /// Writes the code as `x` followed by one hex digit per four bits. Only for lengths that are a
 /// multiple of 4 (the only ones whose hex form reads back to the same length).
 pub fn format_hex(nbits: u32, bytes: &[u8]) -> Option<String> {
-    if nbits % 4 != 0 {
+    if !nbits.is_multiple_of(4) {
         return None;
     }
     const HEX: &[u8; 16] = b"0123456789abcdef";

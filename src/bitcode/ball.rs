@@ -4,6 +4,9 @@
 //! Layout after the varlena header: `radius: i32`, `nbits: u32`, then the centre's code bytes
 //! word-padded as in `bitcode`. Text form: the centre's text form, `:`, the radius
 //! (`'x3fa0:3'`, `'0110:1'`).
+//!
+//! The SQL of the type and its operators is in `sql/mih.sql`, with the access method whose
+//! radius strategy they are (see the module doc of `src/bitcode`).
 
 use std::ffi::CStr;
 
@@ -11,7 +14,7 @@ use jdsh_core::code::{self, Code};
 use pgrx::{pg_sys, PgSqlErrorCode};
 
 use super::io::cstring_datum;
-use super::{report, BitcodeRef};
+use super::{report, varlena_datum, BitcodeRef};
 use crate::fmgr::{arg, arg_i32, raise, raise_with_hint};
 
 const HEADER: usize = pg_sys::VARHDRSZ + 8;
@@ -26,6 +29,8 @@ impl<'a> BallRef<'a> {
     /// # Safety
     /// `datum` must be a non-null `bitball` datum that lives as long as `'a`.
     pub unsafe fn from_datum(datum: pg_sys::Datum) -> BallRef<'a> {
+        // SAFETY: the caller's promise above; the header is read before its fields are trusted
+        // (length and bit count checked against each other before the code bytes are sliced).
         unsafe {
             let v = pg_sys::pg_detoast_datum(datum.cast_mut_ptr::<pg_sys::varlena>());
             let base = v as *const u8;
@@ -56,15 +61,13 @@ fn check_radius(radius: i32) -> u32 {
 }
 
 fn make(radius: u32, center: &BitcodeRef) -> pg_sys::Datum {
-    let len = HEADER + center.bytes.len();
-    unsafe {
-        let p = pg_sys::palloc(len) as *mut u8;
-        pgrx::varlena::set_varsize_4b(p as *mut pg_sys::varlena, len as i32);
-        std::ptr::write_unaligned(p.add(pg_sys::VARHDRSZ) as *mut i32, radius as i32);
-        std::ptr::write_unaligned(p.add(pg_sys::VARHDRSZ + 4) as *mut u32, center.nbits);
-        std::ptr::copy_nonoverlapping(center.bytes.as_ptr(), p.add(HEADER), center.bytes.len());
-        pg_sys::Datum::from(p)
-    }
+    varlena_datum(&[&(radius as i32).to_ne_bytes(), &center.nbits.to_ne_bytes(), center.bytes])
+}
+
+/// `code <@ ball`, the body of both operators.
+fn within(c: &BitcodeRef, b: &BallRef) -> pg_sys::Datum {
+    c.same_length(&b.center);
+    pg_sys::Datum::from(code::hamming(c.bytes, b.center.bytes) <= b.radius)
 }
 
 pg_v1! {
@@ -111,8 +114,7 @@ pg_v1! {
     fn bitcode_in_ball(fcinfo) {
         let c = unsafe { BitcodeRef::arg(fcinfo, 0) };
         let b = unsafe { BallRef::from_datum(arg(fcinfo, 1)) };
-        c.same_length(&b.center);
-        pg_sys::Datum::from(code::hamming(c.bytes, b.center.bytes) <= b.radius)
+        within(&c, &b)
     }
 }
 
@@ -121,7 +123,6 @@ pg_v1! {
     fn bitball_contains(fcinfo) {
         let b = unsafe { BallRef::from_datum(arg(fcinfo, 0)) };
         let c = unsafe { BitcodeRef::arg(fcinfo, 1) };
-        c.same_length(&b.center);
-        pg_sys::Datum::from(code::hamming(c.bytes, b.center.bytes) <= b.radius)
+        within(&c, &b)
     }
 }

@@ -6,11 +6,15 @@ use jdsh_core::code::{self, Code, CodeError};
 use jdsh_core::MAX_BITS;
 use pgrx::{pg_sys, IntoDatum, PgSqlErrorCode};
 
-use super::{enforce_typmod, make_code, report, BitcodeRef};
+use super::{enforce_typmod, make_code, report, varlena_datum, BitcodeRef};
 use crate::fmgr::{arg, arg_i32, float_array, raise, raise_with_hint};
 
 /// Detoasts (and unpacks) a varlena argument, returning its data bytes.
+///
+/// # Safety
+/// `datum` must be a non-null varlena datum (any varlena type) that lives as long as `'a`.
 unsafe fn varlena_bytes<'a>(datum: pg_sys::Datum) -> &'a [u8] {
+    // SAFETY: the caller's promise above; the length comes from the (unpacked) header.
     unsafe {
         let v = pg_sys::pg_detoast_datum_packed(datum.cast_mut_ptr());
         let len = pgrx::varlena::varsize_any_exhdr(v);
@@ -20,14 +24,7 @@ unsafe fn varlena_bytes<'a>(datum: pg_sys::Datum) -> &'a [u8] {
 
 /// Builds a `bit`/`varbit` datum (they share one layout: int4 bit length, then the bytes).
 fn make_varbit(nbits: u32, payload: &[u8]) -> pg_sys::Datum {
-    let len = pg_sys::VARHDRSZ + 4 + payload.len();
-    unsafe {
-        let p = pg_sys::palloc0(len) as *mut u8;
-        pgrx::varlena::set_varsize_4b(p as *mut pg_sys::varlena, len as i32);
-        std::ptr::write_unaligned(p.add(pg_sys::VARHDRSZ) as *mut i32, nbits as i32);
-        std::ptr::copy_nonoverlapping(payload.as_ptr(), p.add(pg_sys::VARHDRSZ + 4), payload.len());
-        pg_sys::Datum::from(p)
-    }
+    varlena_datum(&[&(nbits as i32).to_ne_bytes(), payload])
 }
 
 pg_v1! {

@@ -12,6 +12,7 @@ use crate::gucs::{BitcodeOutput, BITCODE_OUTPUT};
 
 /// Copies a Rust string into a palloc'd C string datum.
 pub(super) fn cstring_datum(s: &str) -> pg_sys::Datum {
+    // SAFETY: palloc returns `len + 1` writable bytes: the string, then its terminating zero.
     unsafe {
         let p = pg_sys::palloc(s.len() + 1) as *mut u8;
         std::ptr::copy_nonoverlapping(s.as_ptr(), p, s.len());

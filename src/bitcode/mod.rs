@@ -5,6 +5,17 @@
 //! `STORAGE = plain`: codes are small and incompressible, so they never get a short header,
 //! compression or TOAST, and reading one is a pointer cast. `ALIGNMENT = int4`: the kernel uses
 //! unaligned loads, so double alignment would only waste padding in every row.
+//!
+//! Files: `io` (text and binary I/O, type modifiers), `ops` (operators, comparison, hashing),
+//! `casts`, and `ball`: the `bitball` type and the `<@`/`@>` operators of the mih index's radius
+//! search. `ball`'s SQL lives in `sql/mih.sql` with the access method that uses it, not in
+//! `sql/bitcode.sql`; its Rust stays here because it is a data type built on [`BitcodeRef`]
+//! and the helpers of this module.
+//!
+//! Safety: every function defined with `pg_v1!` in these files is declared `STRICT` in SQL
+//! (`sql/bitcode.sql`, `sql/mih.sql`) with the argument types that its `arg` calls read, so each
+//! `unsafe { BitcodeRef::arg(fcinfo, i) }` or `unsafe { arg(fcinfo, i) }` meets the conditions of
+//! [`BitcodeRef::arg`] and [`crate::fmgr::arg`] by that declaration.
 
 mod ball;
 mod casts;
@@ -31,6 +42,8 @@ impl<'a> BitcodeRef<'a> {
     /// `datum` must be a non-null `bitcode` datum that lives as long as `'a`.
     #[inline]
     pub unsafe fn from_datum(datum: pg_sys::Datum) -> BitcodeRef<'a> {
+        // SAFETY: the caller's promise above; the bit count and the varlena length are checked
+        // against each other before the code bytes are sliced.
         unsafe {
             let raw = datum.cast_mut_ptr::<pg_sys::varlena>();
             // Plain storage: values read from tables are already flat with a 4-byte header, so the
@@ -51,8 +64,14 @@ impl<'a> BitcodeRef<'a> {
     }
 
     /// Argument `i` of a V1 function.
+    ///
+    /// # Safety
+    /// As for [`crate::fmgr::arg`]: `fcinfo` is the call's information with `i < nargs`; and
+    /// argument `i` must be a non-null `bitcode` (the function is STRICT and its SQL declaration
+    /// says `bitcode` there), which lives for the call (`'a` no longer than the call).
     #[inline]
     pub unsafe fn arg(fcinfo: pg_sys::FunctionCallInfo, i: usize) -> BitcodeRef<'a> {
+        // SAFETY: the caller's promise above is `from_datum`'s.
         unsafe { BitcodeRef::from_datum(crate::fmgr::arg(fcinfo, i)) }
     }
 
@@ -70,19 +89,30 @@ impl<'a> BitcodeRef<'a> {
     }
 }
 
+/// A varlena datum allocated in the current memory context: a 4-byte header, then `parts` back
+/// to back (what `bitcode`, `bitball` and `bit`/`varbit` values are made of).
+pub(crate) fn varlena_datum(parts: &[&[u8]]) -> pg_sys::Datum {
+    let len = pg_sys::VARHDRSZ + parts.iter().map(|p| p.len()).sum::<usize>();
+    // SAFETY: palloc returns `len` writable bytes (or raises an ERROR); the header and the parts
+    // fill exactly those `len` bytes.
+    unsafe {
+        let p = pg_sys::palloc(len) as *mut u8;
+        pgrx::varlena::set_varsize_4b(p as *mut pg_sys::varlena, len as i32);
+        let mut at = pg_sys::VARHDRSZ;
+        for part in parts {
+            std::ptr::copy_nonoverlapping(part.as_ptr(), p.add(at), part.len());
+            at += part.len();
+        }
+        pg_sys::Datum::from(p)
+    }
+}
+
 /// Allocates a bitcode datum in the current memory context. `bytes` must be word-padded with
 /// zero padding (as every `jdsh_core` constructor makes them).
 pub fn make(nbits: u32, bytes: &[u8]) -> pg_sys::Datum {
     debug_assert_eq!(bytes.len(), code::storage_bytes(nbits));
     debug_assert!(code::padding_is_clear(nbits, bytes));
-    let len = HEADER + bytes.len();
-    unsafe {
-        let p = pg_sys::palloc(len) as *mut u8;
-        pgrx::varlena::set_varsize_4b(p as *mut pg_sys::varlena, len as i32);
-        std::ptr::write_unaligned(p.add(pg_sys::VARHDRSZ) as *mut u32, nbits);
-        std::ptr::copy_nonoverlapping(bytes.as_ptr(), p.add(HEADER), bytes.len());
-        pg_sys::Datum::from(p)
-    }
+    varlena_datum(&[&nbits.to_ne_bytes(), bytes])
 }
 
 pub fn make_code(c: &code::Code) -> pg_sys::Datum {

@@ -34,6 +34,8 @@ struct Collected {
 
 /// The code length an index column declares (`bitcode(n)`), if any.
 fn declared_bits(index: pg_sys::Relation) -> Option<u32> {
+    // SAFETY: `index` is the open index of an AM callback; a mih index has exactly one column
+    // (amcanmulticol = false), so its tuple descriptor has one attribute.
     let typmod = unsafe { (*(*index).rd_att).attrs.as_slice(1)[0].atttypmod };
     (typmod > 0).then_some(typmod as u32)
 }
@@ -47,6 +49,9 @@ unsafe extern "C-unwind" fn collect(
     _alive: bool,
     state: *mut std::ffi::c_void,
 ) {
+    // SAFETY: table_index_build_scan calls this with the `state` that ambuild passed (a live
+    // `Collected`, not otherwise borrowed during the scan), one value and null flag for the one
+    // column, and the row's tid; a non-null value of the column is a bitcode.
     unsafe {
         if *isnull {
             return; // NULL codes are not indexed (they have no distance)
@@ -79,6 +84,8 @@ pub unsafe extern "C-unwind" fn ambuild(
     info: *mut pg_sys::IndexInfo,
 ) -> *mut pg_sys::IndexBuildResult {
     let mut st = Collected { nbits: declared_bits(index), codes: Vec::new(), tids: Vec::new() };
+    // SAFETY: `heap`, `index` and `info` are what PostgreSQL passes to ambuild; `st` outlives the
+    // build scan that hands it to `collect`; the result is palloc'd at its size and filled.
     unsafe {
         pg_sys::pgstat_progress_update_param(pg_sys::PROGRESS_CREATEIDX_SUBPHASE as i32, PHASE_SCAN);
         let scanned = pg_sys::table_index_build_scan(

@@ -52,6 +52,8 @@ fn mih_check(
     let heap = heap.unwrap_or_else(|| raise(PgSqlErrorCode::ERRCODE_INTERNAL_ERROR, "index without table"));
     // No writes while index and table are compared (a row committed between reading the one
     // and the other would look missing).
+    // SAFETY: a plain lock request on a relation OID read from pg_index; held to the end of the
+    // transaction.
     unsafe { pg_sys::LockRelationOid(heap, pg_sys::ShareLock as pg_sys::LOCKMODE) };
     let mih = super::open(index.as_ptr());
     let found = mih.check().unwrap_or_else(|e| report(e));

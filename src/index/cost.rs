@@ -5,34 +5,25 @@
 //! Model: a probe is one index page visit (charged `random_page_cost` up to the index's size)
 //! plus a binary search; verifying an entry costs `cpu_operator_cost`. A radius-`r` search
 //! probes, in table `t`, every substring value within `r_t` of the query's (`r = m r' + a`:
-//! `r_t = r'` for the first `a + 1` tables, `r' - 1` for the rest). A k-NN scan is charged the
-//! radius of two shells per table at start-up (what clustered data needs for small k), then
-//! the entries it goes on to return.
+//! `r_t = r'` for the first `a + 1` tables, `r' - 1` for the rest): that count is
+//! `jdsh_core::mih::cost::probes`, unit-tested there. A k-NN scan is charged the radius of two
+//! shells per table at start-up (what clustered data needs for small k), then the entries it
+//! goes on to return.
 
-use jdsh_core::mih::probe::binomial;
-use jdsh_core::mih::Params;
+use jdsh_core::mih::cost;
 use pgrx::pg_sys;
 
 use super::pages::PgStore;
 
-/// Probes of a radius-`r` search.
-fn probes(p: &Params, r: u32) -> f64 {
-    let m = p.m();
-    (0..m)
-        .map(|t| {
-            // Tables 0..=a probe to r', the others to r' - 1 (none when r' = 0).
-            let rt = if t <= r % m { r / m } else { (r / m).wrapping_sub(1) };
-            if rt == u32::MAX {
-                return 0.0;
-            }
-            (0..=rt.min(p.sub_len(t))).map(|j| binomial(p.sub_len(t), j) as f64).sum::<f64>()
-        })
-        .sum()
-}
-
 /// The radius of the first radius qual when it is a constant (`jdsh.ball(q, 3)` folded by the
 /// planner, or a `'...:3'::bitball` literal).
+///
+/// # Safety
+/// `path` must be the planner's index path of a mih index.
 unsafe fn constant_radius(path: *mut pg_sys::IndexPath) -> Option<u32> {
+    // SAFETY: the planner's lists and nodes are valid for the call; the only index qual
+    // operator of the operator class is `bitcode <@ bitball`, so a non-null constant second
+    // argument is a bitball.
     unsafe {
         let clauses = pgrx::PgList::<pg_sys::IndexClause>::from_pg((*path).indexclauses);
         for ic in clauses.iter_ptr() {
@@ -70,6 +61,9 @@ pub unsafe extern "C-unwind" fn amcostestimate(
     correlation: *mut f64,
     pages: *mut f64,
 ) {
+    // SAFETY: the planner passes a valid path of a mih index and the output pointers to fill;
+    // the index is opened (and closed) without a lock, as amcostestimate may (the planner
+    // already holds one).
     unsafe {
         // Without ORDER BY <~> or a radius qual the index has nothing to offer (and it cannot
         // return column values): never a plain or index-only full scan.
@@ -100,8 +94,12 @@ pub unsafe extern "C-unwind" fn amcostestimate(
             return;
         };
         let ordered = !(*path).indexorderbys.is_null();
-        let radius = constant_radius(path).unwrap_or(if ordered { 2 * p.m() } else { p.m() });
-        let n_probes = probes(&p, if ordered { 2 * p.m() - 1 } else { radius });
+        // The radius the probes are priced at. ORDER BY: two shells per table, whatever radius
+        // qual comes with it. A radius qual alone: its radius when the planner knows it, else m
+        // (shell 0 in every table and shell 1 in the first).
+        let radius =
+            if ordered { cost::two_shells_radius(&p) } else { constant_radius(path).unwrap_or(p.m()) };
+        let n_probes = cost::probes(&p, radius);
         let page_cost = n_probes.min(index_pages) * pg_sys::random_page_cost;
         // Past a point a search reads a whole table of the index instead of probing.
         let read_all = index_pages / p.m() as f64 * pg_sys::seq_page_cost + rows * pg_sys::cpu_operator_cost;

@@ -12,6 +12,7 @@ unsafe extern "C-unwind" fn amvalidate(_opclass: pg_sys::Oid) -> bool {
 pg_v1! {
     /// `jdsh.mih_handler(internal) RETURNS index_am_handler`.
     fn mih_handler(_fcinfo) {
+        // SAFETY: alloc_node pallocs a zeroed IndexAmRoutine with its node tag, filled below.
         let mut am = unsafe { pgrx::PgBox::<pg_sys::IndexAmRoutine>::alloc_node(pg_sys::NodeTag::T_IndexAmRoutine) };
         am.amstrategies = 2;
         am.amsupport = 0;

@@ -17,6 +17,8 @@ pub unsafe extern "C-unwind" fn aminsert(
     _index_unchanged: bool,
     _info: *mut pg_sys::IndexInfo,
 ) -> bool {
+    // SAFETY: PostgreSQL passes one value and null flag (one column) and the new row's tid; a
+    // non-null value of the column is a bitcode.
     unsafe {
         if *isnull {
             return false;

@@ -2,7 +2,8 @@
 //! algorithm (page formats, build, insert, probing, vacuum, check) and is tested in memory.
 //! One file per phase, as pgvector splits HNSW: `handler` (the routine table), `options`
 //! (reloptions), `pages` (the page store over shared buffers and Generic WAL), `build`,
-//! `insert`, `scan`, `vacuum`, `cost`, `check`.
+//! `insert`, `scan`, `vacuum`, `cost`, `check`. Each phase's algorithm is in the file of the same
+//! name in `core/src/mih/` (`search` for `scan`; `store` holds the trait that `pages` implements).
 
 mod build;
 mod check;

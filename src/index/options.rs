@@ -20,6 +20,8 @@ pub const DEFAULT_FILLFACTOR: i32 = 90;
 
 /// Registers the reloptions; called from `_PG_init`.
 pub fn init() {
+    // SAFETY: called once from _PG_init, while the library loads; the names and descriptions
+    // are static C strings.
     unsafe {
         let kind = pg_sys::add_reloption_kind();
         KIND.store(kind, Ordering::Relaxed);
@@ -58,6 +60,8 @@ pub unsafe extern "C-unwind" fn amoptions(reloptions: pg_sys::Datum, validate: b
         elt(c"substrings", std::mem::offset_of!(MihOptions, substrings)),
         elt(c"fillfactor", std::mem::offset_of!(MihOptions, fillfactor)),
     ];
+    // SAFETY: the parse table describes `MihOptions` (repr(C), offsets by offset_of!) and lives
+    // across the call; KIND was registered by `init`.
     unsafe {
         pg_sys::build_reloptions(
             reloptions,
@@ -72,6 +76,8 @@ pub unsafe extern "C-unwind" fn amoptions(reloptions: pg_sys::Datum, validate: b
 
 /// (substrings, fillfactor) of an index; defaults when it has no options.
 pub fn of(index: pg_sys::Relation) -> (Option<u32>, u8) {
+    // SAFETY: `index` is an open mih index; its non-null `rd_options` was built by `amoptions`,
+    // so it is a `MihOptions`.
     unsafe {
         let opts = (*index).rd_options as *const MihOptions;
         if opts.is_null() {

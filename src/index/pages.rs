@@ -1,10 +1,21 @@
 //! The page store of `jdsh_core::mih` over PostgreSQL shared buffers: content locks, relation
 //! extension, the free space map, and Generic WAL for every change, so that crash recovery and
 //! physical replicas replay index changes without a custom resource manager.
+//!
+//! Safety: a `PgStore` holds the relation of an AM callback, open (and locked) by the caller for
+//! the whole call, and every store and guard lives within that call. A `PgGuard` owns one pin and
+//! one content lock of its buffer from its creation to its drop.
 
-use jdsh_core::mih::layout::{is_free, BLOCK_SIZE};
+use jdsh_core::mih::layout::{self, is_free, BLOCK_SIZE, PAGE_HEADER, PD_LOWER};
 use jdsh_core::mih::{BlockNo, PageGuard, PageStore};
 use pgrx::pg_sys;
+
+// The core's page geometry is PostgreSQL's: `BLOCK_SIZE`-byte pages whose data starts after the
+// page header (no line pointers), and `pd_lower` where the core writes it.
+const _: () = assert!(BLOCK_SIZE == pg_sys::BLCKSZ as usize);
+const _: () = assert!(PAGE_HEADER == std::mem::offset_of!(pg_sys::PageHeaderData, pd_linp));
+const _: () = assert!(PD_LOWER == std::mem::offset_of!(pg_sys::PageHeaderData, pd_lower));
+const _: () = assert!(std::mem::size_of::<pg_sys::LocationIndex>() == 2);
 
 #[derive(Clone, Copy)]
 pub struct PgStore {
@@ -22,6 +33,7 @@ pub struct PgGuard {
 
 impl Drop for PgGuard {
     fn drop(&mut self) {
+        // SAFETY: the guard owns one pin and one content lock of `buf`, released once, here.
         unsafe { pg_sys::UnlockReleaseBuffer(self.buf) };
     }
 }
@@ -31,6 +43,9 @@ impl PageGuard for PgGuard {
         self.blk
     }
     fn page(&self) -> &[u8] {
+        // SAFETY: the buffer is pinned (so its page stays in place) and content-locked (so no
+        // other backend writes it) while the guard lives; a page is BLCKSZ = BLOCK_SIZE bytes.
+        // This backend changes it only in `modify`/`append_built`, which hold the guard mutably.
         unsafe { std::slice::from_raw_parts(pg_sys::BufferGetPage(self.buf) as *const u8, BLOCK_SIZE) }
     }
 }
@@ -47,6 +62,7 @@ impl PgStore {
 
     /// Pins block `blk` (`InvalidBlockNumber`: a new block at the end) without locking it.
     fn pin(&self, blk: BlockNo) -> pg_sys::Buffer {
+        // SAFETY: `rel` is open (module doc). A block past the end raises an ERROR, no UB.
         unsafe {
             pg_sys::ReadBufferExtended(
                 self.rel,
@@ -59,6 +75,7 @@ impl PgStore {
     }
 
     fn lock(&self, blk: BlockNo, mode: u32) -> PgGuard {
+        // SAFETY: the buffer was just pinned by us; the guard takes over pin and lock.
         unsafe {
             let buf = self.pin(blk);
             pg_sys::LockBuffer(buf, mode as i32);
@@ -67,6 +84,7 @@ impl PgStore {
     }
 
     fn extend(&self) -> PgGuard {
+        // SAFETY: `rel` is open; the new buffer is pinned and locked before the guard owns it.
         unsafe {
             // Two backends must not extend at once (PostgreSQL 15's P_NEW protocol).
             pg_sys::LockRelationForExtension(self.rel, pg_sys::ExclusiveLock as pg_sys::LOCKMODE);
@@ -79,6 +97,7 @@ impl PgStore {
 
     /// True for permanent relations: their changes go to WAL.
     pub fn needs_wal(&self) -> bool {
+        // SAFETY: `rel` is open, so its `rd_rel` (pg_class row) is valid.
         unsafe {
             (*(*self.rel).rd_rel).relpersistence == pg_sys::RELPERSISTENCE_PERMANENT as std::ffi::c_char
         }
@@ -98,12 +117,14 @@ impl PageStore for PgStore {
 
     fn allocate(&self) -> PgGuard {
         loop {
+            // SAFETY: `rel` is open (module doc).
             let blk = unsafe { pg_sys::GetFreeIndexPage(self.rel) };
             if blk == pg_sys::InvalidBlockNumber {
                 return self.extend();
             }
             // The free space map may be stale: take the page only if it is still free and
             // nobody holds it.
+            // SAFETY: the pin is ours: it becomes the guard's with the lock, or is released.
             unsafe {
                 let buf = self.pin(blk);
                 if pg_sys::ConditionalLockBuffer(buf) {
@@ -120,6 +141,11 @@ impl PageStore for PgStore {
     }
 
     fn modify<R>(&self, pages: &mut [&mut PgGuard], f: impl FnOnce(&mut [&mut [u8]]) -> R) -> R {
+        // SAFETY: every guard passed here comes from `write`, `allocate` or `extend`, so its
+        // buffer is exclusively locked, as GenericXLogRegisterBuffer requires; the algorithms
+        // change at most two pages at once (MAX_GENERIC_XLOG_PAGES is 4). Each registered image
+        // is a BLCKSZ copy owned by the Generic WAL state until GenericXLogFinish, after `f`,
+        // which the slices cannot outlive. A fresh page is formatted before anything reads it.
         unsafe {
             let state = pg_sys::GenericXLogStart(self.rel);
             let mut slices: Vec<&mut [u8]> = Vec::with_capacity(pages.len());
@@ -139,18 +165,19 @@ impl PageStore for PgStore {
     }
 
     fn recycle(&self, blk: BlockNo) {
+        // SAFETY: `rel` is open (module doc); `blk` is one of its blocks.
         unsafe { pg_sys::RecordFreeIndexPage(self.rel, blk) };
     }
 
     fn append_built(&self, image: &[u8]) -> BlockNo {
         let g = self.extend();
+        // SAFETY: `extend` returns the new block pinned and exclusively locked, so this backend
+        // alone writes its BLOCK_SIZE bytes; no slice of it is alive elsewhere (the guard is ours).
         unsafe {
             let page = pg_sys::BufferGetPage(g.buf);
             pg_sys::PageInit(page, BLOCK_SIZE, 0);
             let dst = std::slice::from_raw_parts_mut(page as *mut u8, BLOCK_SIZE);
-            let h = jdsh_core::mih::layout::PAGE_HEADER;
-            dst[h..].copy_from_slice(&image[h..]);
-            dst[12..14].copy_from_slice(&image[12..14]); // pd_lower
+            layout::copy_contents(dst, image);
             pg_sys::MarkBufferDirty(g.buf);
             if self.fork == pg_sys::ForkNumber::INIT_FORKNUM {
                 // The init fork of an unlogged index is always logged.
@@ -161,6 +188,7 @@ impl PageStore for PgStore {
     }
 
     fn nblocks(&self) -> BlockNo {
+        // SAFETY: `rel` is open (module doc).
         unsafe { pg_sys::RelationGetNumberOfBlocksInFork(self.rel, self.fork) }
     }
 }

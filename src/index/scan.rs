@@ -1,5 +1,10 @@
 //! Index scans: `ORDER BY code <~> q` (k-NN, nearest first, exact distances, no recheck) and
 //! `code <@ jdsh.ball(q, r)` (radius), by tuple and by bitmap.
+//!
+//! Safety: PostgreSQL calls these routines with the `IndexScanDesc` that `ambeginscan` returned,
+//! from one backend, one routine at a time, and none after `amendscan`; its key arrays hold the
+//! `nkeys`/`norderbys` given to `ambeginscan`, and their arguments have the types that
+//! `bitcode_hamming_ops` declares (sql/mih.sql).
 
 use jdsh_core::code::hamming;
 use jdsh_core::mih::{Mih, Search};
@@ -33,6 +38,8 @@ pub unsafe extern "C-unwind" fn ambeginscan(
     nkeys: i32,
     norderbys: i32,
 ) -> pg_sys::IndexScanDesc {
+    // SAFETY: `index` is the open index relation the executor passes; the order-by arrays are
+    // allocated for the `norderbys` values that amgettuple reports.
     unsafe {
         let scan = pg_sys::RelationGetIndexScan(index, nkeys, norderbys);
         // The executor reads the distances we report from these arrays; the AM owns them.
@@ -57,6 +64,8 @@ pub unsafe extern "C-unwind" fn amrescan(
     orderbys: pg_sys::ScanKey,
     norderbys: i32,
 ) {
+    // SAFETY: `keyData`/`orderByData` were sized by RelationGetIndexScan for the same `nkeys`/
+    // `norderbys` as this rescan passes (module doc).
     unsafe {
         if !keys.is_null() && nkeys > 0 {
             std::ptr::copy(keys, (*scan).keyData, nkeys as usize);
@@ -70,6 +79,7 @@ pub unsafe extern "C-unwind" fn amrescan(
 
 #[pgrx::pg_guard]
 pub unsafe extern "C-unwind" fn amendscan(scan: pg_sys::IndexScanDesc) {
+    // SAFETY: a non-null `opaque` is the Box that ambeginscan leaked, freed once: it is nulled.
     unsafe {
         let p = (*scan).opaque as *mut ScanState;
         if !p.is_null() {
@@ -79,14 +89,25 @@ pub unsafe extern "C-unwind" fn amendscan(scan: pg_sys::IndexScanDesc) {
     }
 }
 
+/// The scan's state.
+///
+/// # Safety
+/// `scan` must be a scan that `ambeginscan` opened and `amendscan` has not closed, and the
+/// reference must be the only one to its state while it lives (one per AM routine call).
 unsafe fn state<'a>(scan: pg_sys::IndexScanDesc) -> &'a mut ScanState {
+    // SAFETY: `opaque` is the `Box<ScanState>` leaked by ambeginscan, still alive (above).
     unsafe { &mut *((*scan).opaque as *mut ScanState) }
 }
 
+/// The `n` scan keys at `ptr` (none when `ptr` is null).
+///
+/// # Safety
+/// A non-null `ptr` must point to `n` initialised keys that outlive `'a` (the scan's arrays).
 unsafe fn keys<'a>(ptr: pg_sys::ScanKey, n: i32) -> &'a [pg_sys::ScanKeyData] {
     if ptr.is_null() || n <= 0 {
         &[]
     } else {
+        // SAFETY: the caller's promise above.
         unsafe { std::slice::from_raw_parts(ptr, n as usize) }
     }
 }
@@ -96,11 +117,18 @@ fn is_null(k: &pg_sys::ScanKeyData) -> bool {
 }
 
 /// Reads the scan keys into a plan.
+///
+/// # Safety
+/// `scan` must be an open scan of this access method, keys set by `amrescan` (module doc).
 unsafe fn plan(scan: pg_sys::IndexScanDesc, mih: &Mih<PgStore>) -> Plan {
     let p = mih.params();
     let zeros = vec![0u8; p.code_bytes()];
     let mut plan = Plan { query: zeros, radius: None, null_order: false, empty: false, recheck: false };
     let mut order_query: Option<Vec<u8>> = None;
+    // SAFETY: the key arrays hold `numberOfKeys`/`numberOfOrderBys` keys (module doc). Their
+    // arguments are typed by the operator class: ORDER BY keys (strategy 1, `<~>`) carry a
+    // bitcode and quals with strategy 2 (`<@`) a bitball; both are read only when not NULL, and
+    // their bytes are copied out before the keys can change (at the next rescan).
     unsafe {
         for k in keys((*scan).orderByData, (*scan).numberOfOrderBys) {
             debug_assert_eq!(k.sk_strategy, STRATEGY_DISTANCE);
@@ -149,7 +177,11 @@ unsafe fn plan(scan: pg_sys::IndexScanDesc, mih: &Mih<PgStore>) -> Plan {
 }
 
 /// `pgstat_count_index_scan`: one scan in `pg_stat_user_indexes.idx_scan`.
+///
+/// # Safety
+/// `rel` must be an open relation.
 unsafe fn count_scan(rel: pg_sys::Relation) {
+    // SAFETY: `rel` is open; `pgstat_info` is read only after the null check.
     unsafe {
         if (*rel).pgstat_info.is_null() && (*rel).pgstat_enabled {
             pg_sys::pgstat_assoc_relation(rel);
@@ -160,7 +192,12 @@ unsafe fn count_scan(rel: pg_sys::Relation) {
     }
 }
 
+/// The scan's state with its search started (at the first fetch after a rescan).
+///
+/// # Safety
+/// As for [`state`]: an open scan, and one reference to its state at a time.
 unsafe fn start<'a>(scan: pg_sys::IndexScanDesc) -> &'a mut ScanState {
+    // SAFETY: the caller's promise; `indexRelation` of an open scan is open.
     unsafe {
         let st = state(scan);
         if st.search.is_none() {
@@ -178,6 +215,8 @@ pub unsafe extern "C-unwind" fn amgettuple(
     scan: pg_sys::IndexScanDesc,
     _dir: pg_sys::ScanDirection::Type,
 ) -> bool {
+    // SAFETY: an open scan (module doc), whose state only this call references; the order-by
+    // arrays written below were allocated by ambeginscan for `numberOfOrderBys` (> 0) values.
     unsafe {
         let st = start(scan);
         let Some((plan, search)) = st.search.as_mut() else { return false };
@@ -200,6 +239,8 @@ pub unsafe extern "C-unwind" fn amgettuple(
 
 #[pgrx::pg_guard]
 pub unsafe extern "C-unwind" fn amgetbitmap(scan: pg_sys::IndexScanDesc, tbm: *mut pg_sys::TIDBitmap) -> i64 {
+    // SAFETY: an open scan (module doc), whose state only this call references; `tbm` is the
+    // executor's bitmap, and `ip` outlives each tbm_add_tuples call (which copies it).
     unsafe {
         let st = start(scan);
         let Some((plan, search)) = st.search.as_mut() else { return 0 };

@@ -5,8 +5,13 @@ use pgrx::pg_sys;
 
 use super::{open, report, to_item_pointer};
 
+/// The statistics PostgreSQL passed, or new zeroed ones (in the current memory context).
+///
+/// # Safety
+/// `stats` must be null or a valid `IndexBulkDeleteResult`.
 unsafe fn stats_or_new(stats: *mut pg_sys::IndexBulkDeleteResult) -> *mut pg_sys::IndexBulkDeleteResult {
     if stats.is_null() {
+        // SAFETY: palloc0 returns zeroed memory of the struct's size (all-zero is valid for it).
         unsafe { pg_sys::palloc0(std::mem::size_of::<pg_sys::IndexBulkDeleteResult>()) as *mut _ }
     } else {
         stats
@@ -20,6 +25,8 @@ pub unsafe extern "C-unwind" fn ambulkdelete(
     callback: pg_sys::IndexBulkDeleteCallback,
     callback_state: *mut std::ffi::c_void,
 ) -> *mut pg_sys::IndexBulkDeleteResult {
+    // SAFETY: `info` and `stats` (null or valid) come from VACUUM; `callback` is called with its
+    // own `callback_state` and a tid that lives across the call.
     unsafe {
         let stats = stats_or_new(stats);
         let mih = open((*info).index);
@@ -48,6 +55,7 @@ pub unsafe extern "C-unwind" fn amvacuumcleanup(
     info: *mut pg_sys::IndexVacuumInfo,
     stats: *mut pg_sys::IndexBulkDeleteResult,
 ) -> *mut pg_sys::IndexBulkDeleteResult {
+    // SAFETY: `info` and `stats` (null or valid) come from VACUUM; its index is open.
     unsafe {
         if (*info).analyze_only {
             return stats;

@@ -1,9 +1,9 @@
 //! On-page formats and the parameters of a Multi-Index Hashing index.
 //!
 //! Every page is a PostgreSQL page: the first [`PAGE_HEADER`] bytes are PostgreSQL's page header,
-//! which this module never reads or writes except `pd_lower` (see [`set_lower`]): everything jdsh
-//! stores sits between the header and `pd_lower`, so that Generic WAL (which skips the hole
-//! between `pd_lower` and `pd_upper`) logs exactly the bytes in use.
+//! which this module never reads or writes except `pd_lower` (at [`PD_LOWER`], see
+//! [`set_lower`]): everything jdsh stores sits between the header and `pd_lower`, so that Generic
+//! WAL (which skips the hole between `pd_lower` and `pd_upper`) logs exactly the bytes in use.
 //!
 //! Pages, by block number:
 //! - 0: the meta page ([`Meta`]): code length, number of substrings `m` and their bit ranges,
@@ -13,13 +13,20 @@
 //! - the rest: bucket pages. A bucket is a chain of pages; each page holds entries
 //!   `(code, heap tid)` sorted by the table's substring value, so a probe is a binary search.
 //!   The full code is in every entry, so verification never visits the heap.
+//!
+//! The byte layout of each page kind is in the modules [`meta_page`], [`dir_page`] and
+//! [`bucket_page`] (offsets from the start of the page, numbers little-endian), as pgvector's
+//! `hnsw.h` declares its page structs.
 
 use crate::code::storage_bytes;
 use thiserror::Error;
 
+/// PostgreSQL's `BLCKSZ` (the extension asserts that its server agrees).
 pub const BLOCK_SIZE: usize = 8192;
-/// Size of PostgreSQL's `PageHeaderData` (with no line pointers).
+/// Size of PostgreSQL's `PageHeaderData` (with no line pointers): where jdsh's data starts.
 pub const PAGE_HEADER: usize = 24;
+/// Offset of `pd_lower` (`u16`) in PostgreSQL's `PageHeaderData`.
+pub const PD_LOWER: usize = 12;
 pub const INVALID_BLOCK: u32 = u32::MAX;
 pub type BlockNo = u32;
 
@@ -36,8 +43,77 @@ pub const FORMAT_VERSION: u16 = 1;
 
 const BUCKET_HEADER: usize = 16;
 const DIR_HEADER: usize = 8;
+/// What a free page keeps of a bucket page's header: its kind and a zero count.
+const FREE_HEADER: usize = 4;
 pub const DIR_SLOTS_PER_PAGE: usize = (BLOCK_SIZE - PAGE_HEADER - DIR_HEADER) / 4;
 const TID_BYTES: usize = 6;
+
+/// Where every page kind starts, right after PostgreSQL's page header: its kind (`u16`, one of
+/// the `KIND_*` values; 0 for a page never initialised).
+const KIND: usize = PAGE_HEADER;
+
+/// The meta page (block 0), offsets from the start of the page:
+///
+/// ```text
+/// PAGE_HEADER +  0  u16           kind: KIND_META
+///             +  2  u16           version: FORMAT_VERSION
+///             +  4  u32           nbits: code length
+///             +  8  u32           m: substrings (tables)
+///             + 12  u32           nbuckets: buckets per table
+///             + 16  u8            fillfactor, then 7 zero bytes
+///             + 24  u64           built_rows
+///             + 32  [u16; m + 1]  substring bounds (`pd_lower` ends after them)
+/// ```
+pub mod meta_page {
+    use super::PAGE_HEADER as H;
+    pub const VERSION: usize = H + 2;
+    pub const NBITS: usize = H + 4;
+    pub const M: usize = H + 8;
+    pub const NBUCKETS: usize = H + 12;
+    pub const FILLFACTOR: usize = H + 16;
+    /// Zero bytes up to `BUILT_ROWS`.
+    pub const PADDING: usize = H + 17;
+    pub const BUILT_ROWS: usize = H + 24;
+    pub const BOUNDS: usize = H + 32;
+}
+
+/// A directory page (blocks 1..=D), offsets from the start of the page:
+///
+/// ```text
+/// PAGE_HEADER + 0  u16                        kind: KIND_DIR
+///             + 2  u16                        zero
+///             + 4  u32                        first slot: the directory slot of this page's slot 0
+///             + 8  [u32; DIR_SLOTS_PER_PAGE]  head block of each slot, INVALID_BLOCK while empty
+/// ```
+pub mod dir_page {
+    use super::PAGE_HEADER as H;
+    pub const ZERO: usize = H + 2;
+    pub const FIRST_SLOT: usize = H + 4;
+    pub const SLOTS: usize = H + super::DIR_HEADER;
+}
+
+/// A bucket page, offsets from the start of the page:
+///
+/// ```text
+/// PAGE_HEADER +  0  u16  kind: KIND_BUCKET (KIND_FREE once VACUUM unlinks it: then only the
+///                        kind and a zero count are kept)
+///             +  2  u16  count: entries on the page
+///             +  4  u32  next: the chain's next page, INVALID_BLOCK at its end
+///             +  8  u16  table
+///             + 10  u16  zero
+///             + 12  u32  bucket
+///             + 16  count entries: code (word-padded code bytes), then the heap tid (u32 block,
+///                   u16 offset); sorted by the table's substring (`pd_lower` ends after them)
+/// ```
+pub mod bucket_page {
+    use super::PAGE_HEADER as H;
+    pub const COUNT: usize = H + 2;
+    pub const NEXT: usize = H + 4;
+    pub const TABLE: usize = H + 8;
+    pub const ZERO: usize = H + 10;
+    pub const BUCKET: usize = H + 12;
+    pub const ENTRIES: usize = H + super::BUCKET_HEADER;
+}
 
 #[derive(Debug, Error, Clone, PartialEq, Eq)]
 pub enum MihError {
@@ -220,12 +296,17 @@ fn wr32(p: &mut [u8], at: usize, v: u32) {
     p[at..at + 4].copy_from_slice(&v.to_le_bytes());
 }
 
-/// Sets PostgreSQL's `pd_lower` (offset 12 of the page header) to the end of the used area.
+/// Sets PostgreSQL's `pd_lower` to the end of the used area (`used` bytes after the header).
 pub fn set_lower(page: &mut [u8], used: usize) {
-    wr16(page, 12, (PAGE_HEADER + used) as u16);
+    wr16(page, PD_LOWER, (PAGE_HEADER + used) as u16);
 }
 
-const H: usize = PAGE_HEADER;
+/// Copies what jdsh owns of a page image onto a page that PostgreSQL initialised (`PageInit`):
+/// `pd_lower` and everything after the page header. The rest of the header stays PostgreSQL's.
+pub fn copy_contents(page: &mut [u8], image: &[u8]) {
+    page[PAGE_HEADER..].copy_from_slice(&image[PAGE_HEADER..]);
+    page[PD_LOWER..PD_LOWER + 2].copy_from_slice(&image[PD_LOWER..PD_LOWER + 2]);
+}
 
 // ---- meta page -------------------------------------------------------------------------------
 
@@ -239,49 +320,51 @@ pub struct Meta {
 impl Meta {
     pub fn write(&self, page: &mut [u8]) {
         let p = &self.params;
-        wr16(page, H, KIND_META);
-        wr16(page, H + 2, FORMAT_VERSION);
-        wr32(page, H + 4, p.nbits);
-        wr32(page, H + 8, p.m());
-        wr32(page, H + 12, p.nbuckets);
-        page[H + 16] = p.fillfactor;
-        page[H + 17..H + 24].fill(0);
-        page[H + 24..H + 32].copy_from_slice(&self.built_rows.to_le_bytes());
-        let mut at = H + 32;
+        wr16(page, KIND, KIND_META);
+        wr16(page, meta_page::VERSION, FORMAT_VERSION);
+        wr32(page, meta_page::NBITS, p.nbits);
+        wr32(page, meta_page::M, p.m());
+        wr32(page, meta_page::NBUCKETS, p.nbuckets);
+        page[meta_page::FILLFACTOR] = p.fillfactor;
+        page[meta_page::PADDING..meta_page::BUILT_ROWS].fill(0);
+        page[meta_page::BUILT_ROWS..meta_page::BOUNDS].copy_from_slice(&self.built_rows.to_le_bytes());
+        let mut at = meta_page::BOUNDS;
         for &b in &p.bounds {
             wr16(page, at, b as u16);
             at += 2;
         }
-        set_lower(page, at - H);
+        set_lower(page, at - PAGE_HEADER);
     }
 
     pub fn read(page: &[u8]) -> Result<Meta, MihError> {
-        if rd16(page, H) != KIND_META {
+        if rd16(page, KIND) != KIND_META {
             return Err(MihError::Corrupt("block 0 is not a mih meta page".into()));
         }
-        let version = rd16(page, H + 2);
+        let version = rd16(page, meta_page::VERSION);
         if version != FORMAT_VERSION {
             return Err(MihError::Corrupt(format!(
                 "on-disk format version {version}, this build reads {FORMAT_VERSION}: REINDEX the index"
             )));
         }
-        let nbits = rd32(page, H + 4);
-        let m = rd32(page, H + 8);
-        let nbuckets = rd32(page, H + 12);
+        let nbits = rd32(page, meta_page::NBITS);
+        let m = rd32(page, meta_page::M);
+        let nbuckets = rd32(page, meta_page::NBUCKETS);
         if !(1..=crate::MAX_BITS).contains(&nbits) || m == 0 || m > MAX_SUBSTRINGS || nbuckets == 0 {
             return Err(MihError::Corrupt(format!(
                 "bad meta page ({nbits} bits, m = {m}, {nbuckets} buckets)"
             )));
         }
-        let built_rows = u64::from_le_bytes(page[H + 24..H + 32].try_into().unwrap_or([0; 8]));
-        let bounds: Vec<u32> = (0..=m as usize).map(|i| rd16(page, H + 32 + 2 * i) as u32).collect();
+        let built_rows =
+            u64::from_le_bytes(page[meta_page::BUILT_ROWS..meta_page::BOUNDS].try_into().unwrap_or([0; 8]));
+        let bounds: Vec<u32> =
+            (0..=m as usize).map(|i| rd16(page, meta_page::BOUNDS + 2 * i) as u32).collect();
         let ok = bounds[0] == 0
             && bounds[m as usize] == nbits
             && bounds.windows(2).all(|w| w[0] < w[1] && w[1] - w[0] <= MAX_SUBSTRING_BITS);
         if !ok {
             return Err(MihError::Corrupt(format!("bad substring bounds {bounds:?} for {nbits} bits")));
         }
-        let params = Params { nbits, bounds, nbuckets, fillfactor: page[H + 16] };
+        let params = Params { nbits, bounds, nbuckets, fillfactor: page[meta_page::FILLFACTOR] };
         Ok(Meta { params, built_rows })
     }
 }
@@ -289,28 +372,28 @@ impl Meta {
 // ---- directory pages -------------------------------------------------------------------------
 
 pub fn dir_init(page: &mut [u8], first_slot: u32) {
-    wr16(page, H, KIND_DIR);
-    wr16(page, H + 2, 0);
-    wr32(page, H + 4, first_slot);
+    wr16(page, KIND, KIND_DIR);
+    wr16(page, dir_page::ZERO, 0);
+    wr32(page, dir_page::FIRST_SLOT, first_slot);
     for s in 0..DIR_SLOTS_PER_PAGE {
-        wr32(page, H + DIR_HEADER + 4 * s, INVALID_BLOCK);
+        dir_set(page, s, INVALID_BLOCK);
     }
     set_lower(page, DIR_HEADER + 4 * DIR_SLOTS_PER_PAGE);
 }
 
 pub fn dir_check(page: &[u8]) -> Result<(), MihError> {
-    if rd16(page, H) != KIND_DIR {
+    if rd16(page, KIND) != KIND_DIR {
         return Err(MihError::Corrupt("expected a directory page".into()));
     }
     Ok(())
 }
 
 pub fn dir_get(page: &[u8], slot: usize) -> BlockNo {
-    rd32(page, H + DIR_HEADER + 4 * slot)
+    rd32(page, dir_page::SLOTS + 4 * slot)
 }
 
 pub fn dir_set(page: &mut [u8], slot: usize, blk: BlockNo) {
-    wr32(page, H + DIR_HEADER + 4 * slot, blk);
+    wr32(page, dir_page::SLOTS + 4 * slot, blk);
 }
 
 // ---- bucket pages ----------------------------------------------------------------------------
@@ -320,21 +403,21 @@ pub struct Bucket;
 
 impl Bucket {
     pub fn init(page: &mut [u8], table: u32, bucket: u32) {
-        wr16(page, H, KIND_BUCKET);
-        wr16(page, H + 2, 0);
-        wr32(page, H + 4, INVALID_BLOCK);
-        wr16(page, H + 8, table as u16);
-        wr16(page, H + 10, 0);
-        wr32(page, H + 12, bucket);
+        wr16(page, KIND, KIND_BUCKET);
+        wr16(page, bucket_page::COUNT, 0);
+        wr32(page, bucket_page::NEXT, INVALID_BLOCK);
+        wr16(page, bucket_page::TABLE, table as u16);
+        wr16(page, bucket_page::ZERO, 0);
+        wr32(page, bucket_page::BUCKET, bucket);
         set_lower(page, BUCKET_HEADER);
     }
 
     /// Checks the page kind and that it belongs to table `t`, bucket `b`.
     pub fn check(page: &[u8], p: &Params, t: u32, b: u32) -> Result<(), MihError> {
-        if rd16(page, H) != KIND_BUCKET {
+        if rd16(page, KIND) != KIND_BUCKET {
             return Err(MihError::Corrupt(format!("expected a bucket page of table {t}, bucket {b}")));
         }
-        let (pt, pb) = (rd16(page, H + 8) as u32, rd32(page, H + 12));
+        let (pt, pb) = (rd16(page, bucket_page::TABLE) as u32, rd32(page, bucket_page::BUCKET));
         if pt != t || pb != b || Bucket::count(page) > p.capacity() {
             return Err(MihError::Corrupt(format!(
                 "bucket page of table {pt}, bucket {pb} with {} entries found in the chain of table {t}, bucket {b}",
@@ -345,24 +428,24 @@ impl Bucket {
     }
 
     pub fn is_bucket(page: &[u8]) -> bool {
-        rd16(page, H) == KIND_BUCKET
+        rd16(page, KIND) == KIND_BUCKET
     }
 
     pub fn count(page: &[u8]) -> usize {
-        rd16(page, H + 2) as usize
+        rd16(page, bucket_page::COUNT) as usize
     }
 
     pub fn next(page: &[u8]) -> BlockNo {
-        rd32(page, H + 4)
+        rd32(page, bucket_page::NEXT)
     }
 
     pub fn set_next(page: &mut [u8], next: BlockNo) {
-        wr32(page, H + 4, next);
+        wr32(page, bucket_page::NEXT, next);
     }
 
     #[inline]
     fn at(p: &Params, i: usize) -> usize {
-        H + BUCKET_HEADER + i * p.entry_size()
+        bucket_page::ENTRIES + i * p.entry_size()
     }
 
     /// Entry `i`: (code bytes, heap tid).
@@ -429,7 +512,7 @@ impl Bucket {
 
     /// The count and `pd_lower` move together, so that WAL covers exactly the entries.
     fn set_count(page: &mut [u8], p: &Params, n: usize) {
-        wr16(page, H + 2, n as u16);
+        wr16(page, bucket_page::COUNT, n as u16);
         set_lower(page, BUCKET_HEADER + n * p.entry_size());
     }
 
@@ -454,15 +537,101 @@ impl Bucket {
 
     /// Marks a page unlinked by VACUUM; it is reused from the free space map.
     pub fn make_free(page: &mut [u8]) {
-        wr16(page, H, KIND_FREE);
-        wr16(page, H + 2, 0);
-        set_lower(page, 4);
+        wr16(page, KIND, KIND_FREE);
+        wr16(page, bucket_page::COUNT, 0);
+        set_lower(page, FREE_HEADER);
     }
 }
 
 /// A page that holds nothing: never initialised (a crash after extending the relation) or
 /// unlinked by VACUUM. Such pages are handed out again for new bucket pages.
 pub fn is_free(page: &[u8]) -> bool {
-    let kind = rd16(page, H);
-    kind == KIND_FREE || kind == 0 && page[H..H + BUCKET_HEADER].iter().all(|&b| b == 0)
+    let kind = rd16(page, KIND);
+    kind == KIND_FREE || kind == 0 && page[PAGE_HEADER..bucket_page::ENTRIES].iter().all(|&b| b == 0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn extract_matches_bit_by_bit() {
+        let bytes: Vec<u8> = (0..24u8).map(|i| i.wrapping_mul(37) ^ 0x5A).collect();
+        for start in 0..(24 * 8) {
+            for len in 1..=64u32 {
+                if start + len > 24 * 8 {
+                    continue;
+                }
+                let want = (0..len).fold(0u64, |acc, i| {
+                    let bit = start + i;
+                    (acc << 1) | ((bytes[(bit / 8) as usize] >> (7 - bit % 8)) & 1) as u64
+                });
+                assert_eq!(extract_bits(&bytes, start, len), want, "start {start} len {len}");
+            }
+        }
+    }
+
+    fn le16(page: &[u8], at: usize) -> u16 {
+        u16::from_le_bytes([page[at], page[at + 1]])
+    }
+    fn le32(page: &[u8], at: usize) -> u32 {
+        u32::from_le_bytes(page[at..at + 4].try_into().unwrap())
+    }
+
+    /// The on-disk format of FORMAT_VERSION 1, at literal offsets: the named offsets must not
+    /// move a byte (a change needs a new FORMAT_VERSION).
+    #[test]
+    fn format_version_1_is_pinned() {
+        let params = Params { nbits: 100, bounds: vec![0, 33, 66, 100], nbuckets: 77, fillfactor: 85 };
+        let mut page = vec![0xEEu8; BLOCK_SIZE];
+        Meta { params: params.clone(), built_rows: 0x0102_0304_0506_0708 }.write(&mut page);
+        assert_eq!(le16(&page, 24), 0x4D4D);
+        assert_eq!(le16(&page, 26), 1);
+        assert_eq!((le32(&page, 28), le32(&page, 32), le32(&page, 36)), (100, 3, 77));
+        assert_eq!(page[40], 85);
+        assert_eq!(&page[41..48], &[0; 7]);
+        assert_eq!(u64::from_le_bytes(page[48..56].try_into().unwrap()), 0x0102_0304_0506_0708);
+        assert_eq!([le16(&page, 56), le16(&page, 58), le16(&page, 60), le16(&page, 62)], [0, 33, 66, 100]);
+        assert_eq!(le16(&page, 12), 64, "pd_lower ends after the bounds");
+        assert_eq!(
+            Meta::read(&page).unwrap(),
+            Meta { params: params.clone(), built_rows: 0x0102_0304_0506_0708 }
+        );
+
+        let mut page = vec![0xEEu8; BLOCK_SIZE];
+        dir_init(&mut page, 4000);
+        dir_set(&mut page, 2, 9);
+        assert_eq!((le16(&page, 24), le16(&page, 26), le32(&page, 28)), (0x4D44, 0, 4000));
+        assert_eq!((le32(&page, 32), le32(&page, 40)), (INVALID_BLOCK, 9));
+        assert_eq!(le16(&page, 12) as usize, 32 + 4 * DIR_SLOTS_PER_PAGE);
+        assert_eq!(DIR_SLOTS_PER_PAGE, 2040);
+
+        let mut page = vec![0xEEu8; BLOCK_SIZE];
+        Bucket::init(&mut page, 2, 70);
+        Bucket::set_next(&mut page, 123);
+        let code = [0xA5u8; 16];
+        assert!(Bucket::insert(&mut page, &params, 2, &code, Tid::new(0x0A0B_0C0D, 0x0E0F)));
+        assert_eq!((le16(&page, 24), le16(&page, 26), le32(&page, 28)), (0x4D42, 1, 123));
+        assert_eq!((le16(&page, 32), le16(&page, 34), le32(&page, 36)), (2, 0, 70));
+        assert_eq!(&page[40..56], &code);
+        assert_eq!(&page[56..62], &[0x0D, 0x0C, 0x0B, 0x0A, 0x0F, 0x0E]);
+        assert_eq!(le16(&page, 12), 62);
+        assert_eq!(params.capacity(), (8192 - 24 - 16) / 22);
+
+        Bucket::make_free(&mut page);
+        assert_eq!((le16(&page, 24), le16(&page, 26), le16(&page, 12)), (0x4D46, 0, 28));
+        assert!(is_free(&page));
+    }
+
+    #[test]
+    fn copy_contents_keeps_postgres_header() {
+        let mut image = vec![0u8; BLOCK_SIZE];
+        Bucket::init(&mut image, 1, 2);
+        let mut page: Vec<u8> = (0..BLOCK_SIZE).map(|i| i as u8).collect();
+        copy_contents(&mut page, &image);
+        assert_eq!(&page[PAGE_HEADER..], &image[PAGE_HEADER..]);
+        assert_eq!(&page[PD_LOWER..PD_LOWER + 2], &image[PD_LOWER..PD_LOWER + 2]);
+        let others: Vec<usize> = (0..PAGE_HEADER).filter(|i| !(PD_LOWER..PD_LOWER + 2).contains(i)).collect();
+        assert!(others.iter().all(|&i| page[i] == i as u8), "the rest of the header is PostgreSQL's");
+    }
 }

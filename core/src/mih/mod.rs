@@ -1,17 +1,30 @@
 //! Multi-Index Hashing (Norouzi, Punjani & Fleet, CVPR 2012 / TPAMI 2014) for exact Hamming
 //! k-NN and radius search, over a small page-store trait so that it runs (and is tested) in
 //! memory as well as on PostgreSQL pages.
+//!
+//! One file per phase, each the twin of the extension's `src/index/<phase>.rs`: `build`,
+//! `insert`, `search` (the twin of `scan`; it runs the `probe` primitives), `vacuum`, `check`
+//! and `cost` (the probe count that the planner prices). They share `index` (the open index and
+//! its directory), `layout` (page formats and parameters) and `store` (the page-store trait and
+//! the in-memory store of the tests).
 
+mod build;
+mod check;
+pub mod cost;
 pub mod index;
+mod insert;
 pub mod layout;
 pub mod probe;
 pub mod search;
 pub mod store;
+mod vacuum;
 
-pub use index::{CheckReport, Mih, VacuumStats};
+pub use check::CheckReport;
+pub use index::Mih;
 pub use layout::{BlockNo, Meta, MihError, Params, Tid};
 pub use search::{Search, SearchStats};
 pub use store::{MemStore, PageGuard, PageStore};
+pub use vacuum::VacuumStats;
 
 #[cfg(test)]
 mod tests;

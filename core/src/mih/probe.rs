@@ -1,4 +1,11 @@
-//! Enumerating the substring values at an exact Hamming distance from a query substring.
+//! Probing: enumerating the substring values at an exact Hamming distance from a query
+//! substring, and reading the bucket chains that hold them (the primitives [`Search`] runs).
+//!
+//! [`Search`]: super::Search
+
+use super::index::Mih;
+use super::layout::{BlockNo, Bucket, MihError, Params, Tid, INVALID_BLOCK};
+use super::store::{PageGuard, PageStore};
 
 /// Calls `visit(v)` for every `bits`-bit value `v` with `popcount(v ^ q) == radius`, in increasing
 /// order of the flipped positions (Gosper's hack over bit masks). Stops early when `visit`
@@ -40,6 +47,76 @@ pub fn binomial(n: u32, k: u32) -> u64 {
     acc as u64
 }
 
+impl<S: PageStore> Mih<S> {
+    /// Calls `visit(code, tid)` for every entry of table `t` whose substring equals `value`.
+    pub fn probe(
+        &self,
+        heads: &[BlockNo],
+        t: u32,
+        value: u64,
+        visit: &mut impl FnMut(&[u8], Tid),
+    ) -> Result<(), MihError> {
+        let p = self.params();
+        let b = p.bucket(t, value);
+        let head = heads[t as usize * p.nbuckets as usize + b as usize];
+        self.read_chain(head, t, b, |page| probe_page(page, p, t, value, visit))
+    }
+
+    /// Calls `visit` for every entry of table `t` (the fallback when probing would cost more).
+    pub fn scan_table(
+        &self,
+        heads: &[BlockNo],
+        t: u32,
+        visit: &mut impl FnMut(&[u8], Tid),
+    ) -> Result<(), MihError> {
+        let p = self.params();
+        let nb = p.nbuckets as usize;
+        for b in 0..nb {
+            self.read_chain(heads[t as usize * nb + b], t, b as u32, |page| {
+                for i in 0..Bucket::count(page) {
+                    let (c, tid) = Bucket::entry(page, p, i);
+                    visit(c, tid);
+                }
+            })?;
+        }
+        Ok(())
+    }
+
+    /// Calls `f` on every page of the chain of (t, b) starting at `head` (none when the bucket is
+    /// empty), each checked. The head's shared lock, the bucket lock, is held throughout.
+    fn read_chain(&self, head: BlockNo, t: u32, b: u32, mut f: impl FnMut(&[u8])) -> Result<(), MihError> {
+        if head == INVALID_BLOCK {
+            return Ok(());
+        }
+        let p = self.params();
+        let h = self.store.read(head);
+        Bucket::check(h.page(), p, t, b)?;
+        f(h.page());
+        let mut next = Bucket::next(h.page());
+        while next != INVALID_BLOCK {
+            let g = self.store.read(next);
+            Bucket::check(g.page(), p, t, b)?;
+            f(g.page());
+            next = Bucket::next(g.page());
+        }
+        Ok(())
+    }
+}
+
+#[inline]
+fn probe_page(page: &[u8], p: &Params, t: u32, value: u64, visit: &mut impl FnMut(&[u8], Tid)) {
+    let n = Bucket::count(page);
+    let mut i = Bucket::lower_bound(page, p, t, value);
+    while i < n {
+        let (c, tid) = Bucket::entry(page, p, i);
+        if p.substring(t, c) != value {
+            break;
+        }
+        visit(c, tid);
+        i += 1;
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -75,27 +152,5 @@ mod tests {
         assert_eq!(n, 64);
         assert_eq!(binomial(64, 32), 1_832_624_140_942_590_534);
         assert_eq!(binomial(200, 100), u64::MAX);
-    }
-}
-
-#[cfg(test)]
-mod extract_tests {
-    use crate::mih::layout::extract_bits;
-
-    #[test]
-    fn extract_matches_bit_by_bit() {
-        let bytes: Vec<u8> = (0..24u8).map(|i| i.wrapping_mul(37) ^ 0x5A).collect();
-        for start in 0..(24 * 8) {
-            for len in 1..=64u32 {
-                if start + len > 24 * 8 {
-                    continue;
-                }
-                let want = (0..len).fold(0u64, |acc, i| {
-                    let bit = start + i;
-                    (acc << 1) | ((bytes[(bit / 8) as usize] >> (7 - bit % 8)) & 1) as u64
-                });
-                assert_eq!(extract_bits(&bytes, start, len), want, "start {start} len {len}");
-            }
-        }
     }
 }

@@ -26,11 +26,15 @@ use crate::code::hamming;
 /// ~1 µs per probe (buffer lookup, pin, lock, binary search) against ~5 ns per entry read.
 const PROBE_COST_IN_ENTRIES: u64 = 200;
 
-/// Counters for EXPLAIN-like reporting and for tests.
+/// What a search did so far. Only the tests read it (the extension reports none of it): that
+/// probing stays sub-linear, and that the cost model counts the probes a search makes.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
 pub struct SearchStats {
+    /// Substring values probed (one bucket chain each).
     pub probes: u64,
+    /// Entries verified by their full distance.
     pub candidates: u64,
+    /// Whole tables read instead of probing (at most one).
     pub full_scans: u64,
 }
 

@@ -65,8 +65,6 @@ impl<T: PageStore> PageStore for &T {
 pub struct MemStore {
     pages: RefCell<Vec<Box<[u8]>>>,
     free: RefCell<Vec<BlockNo>>,
-    /// Number of `read`/`write` calls, for tests that check probing is sub-linear.
-    pub accesses: std::cell::Cell<u64>,
 }
 
 pub struct MemGuard {
@@ -90,7 +88,6 @@ impl MemStore {
     }
 
     fn guard(&self, blk: BlockNo) -> MemGuard {
-        self.accesses.set(self.accesses.get() + 1);
         let mut pages = self.pages.borrow_mut();
         MemGuard { blk, ptr: pages[blk as usize].as_mut_ptr() }
     }
@@ -130,13 +127,6 @@ impl PageStore for MemStore {
         pages.len() as BlockNo - 1
     }
     fn nblocks(&self) -> BlockNo {
-        self.pages.borrow().len() as BlockNo
-    }
-}
-
-#[cfg(test)]
-impl MemStore {
-    pub fn nblocks_for_test(&self) -> BlockNo {
         self.pages.borrow().len() as BlockNo
     }
 }

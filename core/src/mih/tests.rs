@@ -1,9 +1,11 @@
 //! In-memory tests of the whole index: results equal a brute-force scan for random and clustered
 //! codes of several lengths, after build, inserts and vacuum; structure checks; probing stays
-//! sub-linear on clustered data.
+//! sub-linear on clustered data; corrupt pages are reported as corruption, never a panic.
 
-use super::layout::{Params, Tid};
-use super::{MemStore, Mih, Search};
+use super::layout::{
+    bucket_page, meta_page, BlockNo, Bucket, MihError, Params, Tid, INVALID_BLOCK, PAGE_HEADER,
+};
+use super::{MemStore, Mih, PageGuard, PageStore, Search};
 use crate::code::{hamming, storage_bytes};
 use proptest::prelude::*;
 use rand::rngs::StdRng;
@@ -176,13 +178,13 @@ fn inserts_and_vacuum_keep_results_exact() {
         assert_eq!(got, brute(&codes, &live, &q, usize::MAX));
     }
     // Freed pages are reused by later inserts before the relation grows.
-    let blocks = store.nblocks_for_test();
+    let blocks = store.nblocks();
     for (i, c) in codes.iter().enumerate().take(500) {
         if !live[i] {
             mih.insert(c, tid(i)).unwrap();
         }
     }
-    assert_eq!(store.nblocks_for_test(), blocks);
+    assert_eq!(store.nblocks(), blocks);
     mih.check().unwrap();
 }
 
@@ -204,7 +206,7 @@ fn probing_is_sublinear_on_clustered_codes() {
 }
 
 #[test]
-fn wrong_length_and_corrupt_pages_are_errors() {
+fn wrong_lengths_and_bad_parameters_are_errors() {
     let codes = dataset(41, 64, 100, 0);
     let store = MemStore::new();
     let mih = build(&store, 64, &codes, None);
@@ -213,6 +215,113 @@ fn wrong_length_and_corrupt_pages_are_errors() {
     assert!(Params::choose(64, 100, Some(0), 90).is_err());
     assert!(Params::choose(64, 100, Some(65), 90).is_err());
     assert!(Params::choose(128, 100, Some(1), 90).is_err(), "substrings are at most 64 bits");
+}
+
+fn is_corrupt<T>(r: Result<T, MihError>) -> bool {
+    matches!(r, Err(MihError::Corrupt(_)))
+}
+
+/// A k-NN search run to the end (with 100 rows it reads all of table 0).
+fn search_all(mih: &Mih<&MemStore>, q: &[u8]) -> Result<(), MihError> {
+    let mut s = Search::new(mih, q, None)?;
+    while s.next(mih)?.is_some() {}
+    Ok(())
+}
+
+/// A fresh 100-row index whose page `which` (chosen from the built index) `damage` changes in
+/// place; returns the store and a code stored on that page.
+fn damaged(
+    which: impl Fn(&Mih<&MemStore>) -> BlockNo,
+    damage: impl FnOnce(&mut [u8], &Params),
+) -> (MemStore, Vec<u8>) {
+    let codes = dataset(42, 64, 100, 0);
+    let store = MemStore::new();
+    let (blk, params) = {
+        let mih = build(&store, 64, &codes, None);
+        mih.check().unwrap();
+        (which(&mih), mih.params().clone())
+    };
+    let code = {
+        let mut g = store.write(blk);
+        let code =
+            if Bucket::is_bucket(g.page()) { Bucket::entry(g.page(), &params, 0).0.to_vec() } else { vec![] };
+        store.modify(&mut [&mut g], |pages| damage(pages[0], &params));
+        code
+    };
+    (store, code)
+}
+
+/// The first non-empty bucket of table 0 (a bucket that a search reading table 0 visits).
+fn first_bucket(mih: &Mih<&MemStore>) -> BlockNo {
+    let heads = mih.load_heads().unwrap();
+    let nb = mih.params().nbuckets as usize;
+    *heads[..nb].iter().find(|&&h| h != INVALID_BLOCK).unwrap()
+}
+
+#[test]
+fn corrupt_pages_are_errors_not_panics() {
+    const KIND: usize = PAGE_HEADER; // where every page's kind (u16) is
+    let q = vec![0x5Au8; 8];
+
+    // Meta page: wrong kind, another format version, substring bounds that do not add up.
+    for (what, damage) in [
+        ("kind", Box::new(|pg: &mut [u8]| pg[KIND] ^= 0xFF) as Box<dyn Fn(&mut [u8])>),
+        ("version", Box::new(|pg: &mut [u8]| pg[meta_page::VERSION] = 2)),
+        ("bounds", Box::new(|pg: &mut [u8]| pg[meta_page::BOUNDS + 2] = 0)),
+        ("nbits", Box::new(|pg: &mut [u8]| pg[meta_page::NBITS..meta_page::NBITS + 4].fill(0))),
+    ] {
+        let (store, _) = damaged(|_| 0, |pg, _| damage(pg));
+        assert!(is_corrupt(Mih::open(&store)), "meta page with a bad {what}");
+    }
+    let (store, _) = damaged(|_| 0, |pg, _| pg[meta_page::VERSION] = 2);
+    let err = Mih::open(&store).err().unwrap().to_string();
+    assert!(err.contains("format version 2") && err.contains("REINDEX"), "{err}");
+
+    // Directory page with a wrong kind: every phase stops at it.
+    let (store, code) = damaged(|_| 1, |pg, _| pg[KIND] ^= 0xFF);
+    assert!(code.is_empty());
+    let mih = Mih::open(&store).unwrap();
+    assert!(is_corrupt(Search::new(&mih, &q, None)));
+    assert!(is_corrupt(mih.insert(&q, Tid::new(7, 7))));
+    assert!(is_corrupt(mih.bulk_delete(|_| true)));
+    assert!(is_corrupt(mih.check()));
+
+    // Bucket page: wrong kind, a count past the page's capacity (entries beyond `pd_lower`), a
+    // page of another table or bucket in the chain. Search, insert, vacuum and check all refuse it.
+    type Damage = Box<dyn Fn(&mut [u8], &Params)>;
+    let cases: [(&str, Damage); 4] = [
+        ("kind", Box::new(|pg, _| pg[KIND] ^= 0xFF)),
+        (
+            "count",
+            Box::new(|pg, p| {
+                pg[bucket_page::COUNT..][..2].copy_from_slice(&(p.capacity() as u16 + 1).to_le_bytes())
+            }),
+        ),
+        ("table", Box::new(|pg, _| pg[bucket_page::TABLE] ^= 1)),
+        ("bucket", Box::new(|pg, _| pg[bucket_page::BUCKET] ^= 1)),
+    ];
+    for (what, damage) in cases {
+        let (store, code) = damaged(first_bucket, damage);
+        let mih = Mih::open(&store).unwrap();
+        assert!(is_corrupt(search_all(&mih, &q)), "search through a bucket page with a bad {what}");
+        assert!(is_corrupt(mih.insert(&code, Tid::new(7, 7))), "insert into a bucket page with a bad {what}");
+        assert!(is_corrupt(mih.bulk_delete(|_| false)), "vacuum of a bucket page with a bad {what}");
+        assert!(is_corrupt(mih.check()), "check of a bucket page with a bad {what}");
+    }
+
+    // Entries out of order (the first and last swapped): only a check reads a whole page.
+    let (store, _) = damaged(first_bucket, |pg, p| {
+        let n = Bucket::count(pg);
+        assert!(n >= 2);
+        let (es, first, last) =
+            (p.entry_size(), bucket_page::ENTRIES, bucket_page::ENTRIES + (n - 1) * p.entry_size());
+        let a = pg[first..first + es].to_vec();
+        pg.copy_within(last..last + es, first);
+        pg[last..last + es].copy_from_slice(&a);
+    });
+    let mih = Mih::open(&store).unwrap();
+    let err = mih.check().err().unwrap().to_string();
+    assert!(err.contains("out of order") || err.contains("wrong bucket"), "{err}");
 }
 
 #[test]

@@ -1,0 +1,100 @@
+//! Build: a whole index written in block order (meta, directory, then each table's buckets with
+//! their entries sorted by substring value) from codes collected beforehand. The extension's
+//! `ambuild` writes the pages through [`PageStore::append_built`] and WAL-logs them in bulk.
+
+use super::index::Mih;
+use super::layout::{dir_init, dir_set, BlockNo, Bucket, Meta, MihError, Params, Tid, BLOCK_SIZE};
+use super::layout::{DIR_SLOTS_PER_PAGE, INVALID_BLOCK};
+use super::store::PageStore;
+
+impl<S: PageStore> Mih<S> {
+    /// Builds a new index in an empty store from `tids.len()` codes laid out back to back in
+    /// `codes` (each `params.code_bytes()` long). Pages are written in block order: meta,
+    /// directory, then each table's buckets with their entries sorted by substring value.
+    /// `progress` is told the number of entries written after each table.
+    pub fn build(
+        store: S,
+        params: Params,
+        codes: &[u8],
+        tids: &[Tid],
+        mut progress: impl FnMut(u64),
+    ) -> Result<Self, MihError> {
+        let cb = params.code_bytes();
+        let n = tids.len();
+        debug_assert_eq!(codes.len(), n * cb);
+        let code = |i: usize| &codes[i * cb..(i + 1) * cb];
+        let (m, nb) = (params.m(), params.nbuckets as usize);
+        let fill = params.build_fill();
+
+        // Pass 1: how many entries each bucket gets, hence every head block.
+        let mut counts = vec![0u32; params.dir_slots()];
+        for i in 0..n {
+            for t in 0..m {
+                let b = params.bucket(t, params.substring(t, code(i)));
+                counts[t as usize * nb + b as usize] += 1;
+            }
+        }
+        let mut heads = vec![INVALID_BLOCK; counts.len()];
+        let mut next = 1 + params.dir_pages();
+        for (slot, &c) in counts.iter().enumerate() {
+            if c > 0 {
+                heads[slot] = next;
+                next += (c as usize).div_ceil(fill) as BlockNo;
+            }
+        }
+
+        let meta = Meta { params: params.clone(), built_rows: n as u64 };
+        let mut image = vec![0u8; BLOCK_SIZE];
+        meta.write(&mut image);
+        expect_block(store.append_built(&image), 0)?;
+        for d in 0..params.dir_pages() {
+            image.fill(0);
+            let first = d as usize * DIR_SLOTS_PER_PAGE;
+            dir_init(&mut image, first as u32);
+            for (s, &h) in heads.iter().skip(first).take(DIR_SLOTS_PER_PAGE).enumerate() {
+                dir_set(&mut image, s, h);
+            }
+            expect_block(store.append_built(&image), 1 + d)?;
+        }
+
+        // Pass 2, table by table: sort by (bucket, value) and write the chains.
+        let mut order: Vec<(u32, u64, u32)> = Vec::with_capacity(n);
+        for t in 0..m {
+            order.clear();
+            order.extend((0..n).map(|i| {
+                let v = params.substring(t, code(i));
+                (params.bucket(t, v), v, i as u32)
+            }));
+            order.sort_unstable();
+            let mut at = 0;
+            while at < n {
+                let b = order[at].0;
+                let end = at + order[at..].iter().take_while(|e| e.0 == b).count();
+                let chunks: Vec<&[(u32, u64, u32)]> = order[at..end].chunks(fill).collect();
+                let head = heads[t as usize * nb + b as usize];
+                for (c, chunk) in chunks.iter().enumerate() {
+                    image.fill(0);
+                    Bucket::init(&mut image, t, b);
+                    for &(_, _, i) in chunk.iter() {
+                        Bucket::push(&mut image, &params, code(i as usize), tids[i as usize]);
+                    }
+                    let blk = head + c as BlockNo;
+                    if c + 1 < chunks.len() {
+                        Bucket::set_next(&mut image, blk + 1);
+                    }
+                    expect_block(store.append_built(&image), blk)?;
+                }
+                at = end;
+            }
+            progress((t as u64 + 1) * n as u64);
+        }
+        Ok(Mih { store, meta })
+    }
+}
+
+fn expect_block(got: BlockNo, want: BlockNo) -> Result<(), MihError> {
+    if got != want {
+        return Err(MihError::Corrupt(format!("build wrote block {got} where block {want} was planned")));
+    }
+    Ok(())
+}

@@ -1,0 +1,103 @@
+//! The probe count of the planner's cost model: how many substring values a search probes to
+//! cover a radius. The extension's `amcostestimate` (`src/index/cost.rs`) prices these probes
+//! and chooses the radius to price.
+
+use super::layout::Params;
+use super::probe::binomial;
+
+/// Probes of a radius-`r` search: in table `t`, every substring value within `r_t` of the
+/// query's, where `r = m r' + a` gives `r_t = r'` for the first `a + 1` tables and `r' - 1`
+/// (none when `r' = 0`) for the others (see [`super::search`]). Saturates rather than overflows.
+pub fn probes(p: &Params, r: u32) -> f64 {
+    let m = p.m();
+    (0..m)
+        .map(|t| {
+            // Tables 0..=a probe to r', the others to r' - 1 (none when r' = 0).
+            let rt = if t <= r % m { r / m } else { (r / m).wrapping_sub(1) };
+            if rt == u32::MAX {
+                return 0.0;
+            }
+            (0..=rt.min(p.sub_len(t))).map(|j| binomial(p.sub_len(t), j) as f64).sum::<f64>()
+        })
+        .sum()
+}
+
+/// The radius whose search probes two shells (distances 0 and 1) in every table: `2m - 1`. A
+/// k-NN scan is priced at it, what clustered data needs for a small k.
+pub fn two_shells_radius(p: &Params) -> u32 {
+    2 * p.m() - 1
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::code::storage_bytes;
+    use crate::mih::{MemStore, Mih, Search, Tid};
+    use crate::rng::SeededRng;
+
+    /// Step `s` of a search probes shell `s / m` of table `s % m`.
+    fn probes_by_steps(p: &Params, r: u32) -> f64 {
+        (0..=r)
+            .map(|s| {
+                let (t, shell) = (s % p.m(), s / p.m());
+                binomial(p.sub_len(t), shell) as f64
+            })
+            .sum()
+    }
+
+    #[test]
+    fn probes_are_the_search_steps_shells() {
+        for (nbits, m) in [(64u32, 4u32), (37, 5), (8, 8), (200, 4), (7, 1)] {
+            let p = Params::choose(nbits, 1_000_000, Some(m), 90).unwrap();
+            for r in 0..=nbits.min(3 * m + 2) {
+                assert_eq!(probes(&p, r), probes_by_steps(&p, r), "{nbits} bits, m = {m}, r = {r}");
+            }
+        }
+    }
+
+    #[test]
+    fn two_shells_per_table() {
+        for (nbits, m) in [(64u32, 3u32), (128, 6), (37, 5), (7, 7)] {
+            let p = Params::choose(nbits, 1_000_000, Some(m), 90).unwrap();
+            let want: f64 = (0..m).map(|t| 1.0 + p.sub_len(t) as f64).sum();
+            assert_eq!(probes(&p, two_shells_radius(&p)), want, "{nbits} bits, m = {m}");
+            // One step more probes shell 2 of table 0 (which 1-bit substrings do not have).
+            let more = binomial(p.sub_len(0), 2) as f64;
+            assert_eq!(probes(&p, two_shells_radius(&p) + 1), want + more);
+        }
+        let p = Params::choose(64, 1_000_000, Some(4), 90).unwrap();
+        assert_eq!(probes(&p, 0), 1.0, "radius 0: the query's own value in table 0");
+        assert_eq!(probes(&p, 3), 4.0, "radius m - 1: the query's own value in every table");
+    }
+
+    #[test]
+    fn huge_radii_saturate() {
+        let p = Params::choose(4096, 1_000_000, Some(64), 90).unwrap();
+        let n = probes(&p, 4096);
+        assert!(n.is_finite() && n > 1e18);
+        let p = Params::choose(64, 1_000_000, Some(1), 90).unwrap();
+        let all = 2f64.powi(64);
+        assert!((probes(&p, 64) - all).abs() / all < 1e-12, "every value of the one table");
+    }
+
+    /// The model counts what a real search probes, as long as it does not fall back to reading
+    /// a whole table.
+    #[test]
+    fn probes_equal_what_a_search_probes() {
+        let (nbits, n) = (64u32, 20_000usize);
+        let mut rng = SeededRng::new(5);
+        let codes: Vec<u8> = (0..n).flat_map(|_| rng.next_u64().to_be_bytes()).collect();
+        assert_eq!(codes.len(), n * storage_bytes(nbits));
+        let tids: Vec<Tid> = (0..n).map(|i| Tid::new(i as u32, 1)).collect();
+        let params = Params::choose(nbits, n as u64, Some(8), 90).unwrap();
+        let store = MemStore::new();
+        let mih = Mih::build(&store, params.clone(), &codes, &tids, |_| {}).unwrap();
+        let q = rng.next_u64().to_be_bytes();
+        for r in [0u32, 1, 7, 8, 9, 15, 20, 31] {
+            let mut s = Search::new(&mih, &q, Some(r)).unwrap();
+            while s.next(&mih).unwrap().is_some() {}
+            assert_eq!(s.stats.full_scans, 0, "radius {r} was probed");
+            assert_eq!(s.stats.probes as f64, probes(&params, r), "radius {r}");
+        }
+    }
+}
