@@ -76,6 +76,13 @@ hexq "SELECT icode FROM wikipedia ORDER BY id" >"$FILES/table_image.txt"
 same_lines "wiki: jdsh.encode_table (image, batches of 100) vs CLI" "$FILES/cli_image.txt" "$FILES/table_image.txt"
 hexq "SELECT tcode FROM wikipedia ORDER BY id" >"$FILES/table_text.txt"
 same_lines "wiki: jdsh.encode_table (text, batches of 256) vs CLI" "$FILES/cli_text.txt" "$FILES/table_text.txt"
+# double precision[] input, read as jdsh.train reads it (float4 -> float8 -> float4 is exact).
+q -c "ALTER TABLE wikipedia ADD COLUMN image8 double precision[], ADD COLUMN icode8 bitcode(64);
+      UPDATE wikipedia SET image8 = image::float8[]" >/dev/null
+n=$(q -c "SELECT jdsh.encode_table('wiki', 'wikipedia', 'image8', 'icode8', 'image', batch_size => 500)")
+[ "$n" = 2866 ] || soft_fail "encode_table (double precision[] images) set $n rows, not 2866"
+hexq "SELECT icode8 FROM wikipedia ORDER BY id" >"$FILES/table_image8.txt"
+same_lines "wiki: jdsh.encode_table (double precision[] images) vs CLI" "$FILES/cli_image.txt" "$FILES/table_image8.txt"
 say "wiki: $CODES_COMPARED codes equal between the CLI and encode_image/text, encode_images/texts, encode_table"
 cli_vs_sql_map wiki "$FILES/wiki.safetensors"
 

@@ -71,6 +71,7 @@ expect_error 22023 "evaluate: k = 0" \
   "SELECT * FROM jdsh.evaluate('wiki', 'wikipedia', 'image', 'wikipedia', 'text', 'label', ks => '{0}', direction => 'image->text');"
 expect_error 42703 "encode_table: unknown column" "SELECT jdsh.encode_table('wiki', 'wikipedia', 'no_such_column', 'tcode', 'text');"
 expect_error 42804 "encode_table: code column not a bitcode" "SELECT jdsh.encode_table('wiki', 'wikipedia', 'text', 'label', 'text');"
+expect_error 42804 "encode_table: input column of type integer" "SELECT jdsh.encode_table('wiki', 'wikipedia', 'label', 'tcode', 'text');"
 expect_error 22023 "encode_table: feature column without modality" "SELECT jdsh.encode_table('wiki', 'wikipedia', 'text', 'tcode');"
 expect_error 22023 "encode_table: batch_size 0" "SELECT jdsh.encode_table('wiki', 'wikipedia', 'text', 'tcode', 'text', batch_size => 0);"
 
