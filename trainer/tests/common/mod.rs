@@ -10,6 +10,7 @@ use jdsh_trainer::data::mirflickr::{self, MirFlickr};
 use jdsh_trainer::data::wikipedia::{self, WikipediaSplit};
 use jdsh_trainer::data::{data_root, emoji_dir, how_to_get, Benchmark};
 
+#[allow(unused_imports)] // not every test file uses them
 pub use jdsh_trainer::data::synthetic::{features as synthetic, features_and_texts as synthetic_texts};
 
 /// `r`'s value, or a panic naming the data set, the error and how to get the data.
