@@ -1,18 +1,19 @@
 //! jdsh-trainer: learning binary hash codes for cross-modal retrieval (JDSH, DCMH, CCA-ITQ) with
 //! libtorch, free of PostgreSQL. The extension passes it rows; the CLI passes it files.
 //!
-//! Floor plan (each module depends only on those listed before it, except where noted):
+//! Floor plan:
 //! - [`data`]: the plain data types, the loaders of the project's data sets, synthetic data.
 //! - [`device`], [`text`], [`image`]: where computation runs, the input pipelines.
 //! - [`nets`], [`fastpath`]: the hash nets (libtorch) and their pure-Rust CPU forward.
-//! - [`methods`]: one folder per method, the algorithm and its training loop
-//!   (`methods/<m>/training.rs`, which reads [`config`], `prepare` and [`progress`]).
-//! - [`config`]: [`TrainConfig`] and [`Method`] (uses the methods' parameter types).
-//! - [`model`]: the model file and the encoders (depends on [`config`], not on training).
+//! - [`methods`]: one folder per method, the algorithm (`mod.rs`) and its training loop
+//!   (`training.rs`, over the tensors `prepare` builds).
+//! - [`config`]: [`TrainConfig`] and [`Method`] (it holds the methods' parameter types).
+//! - [`model`]: the model file and the encoders; it depends on [`config`], never on training.
 //! - [`error`], [`progress`]: what training returns and reports.
-//! - [`train`]: the driver, validate -> prepare -> run the method -> assemble the model.
+//! - [`train`](mod@train): the driver, validate -> prepare -> run the method -> assemble the model.
 //! - [`eval`]: retrieval metrics, and a model on a benchmark.
-//! - `cli` (feature `cli`): the pieces of the `jdsh-train` command.
+//! - `cli` (feature `cli`, on by default; the extension links the library without it): the pieces
+//!   of the `jdsh-train` command.
 
 #[cfg(feature = "cli")]
 pub mod cli;

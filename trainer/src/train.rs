@@ -1,5 +1,5 @@
 //! The entry point the extension and the CLI call: [`train`] validates the data and the
-//! configuration, prepares the tensors ([`crate::prepare`]), runs the method's training loop
+//! configuration, prepares the tensors (`prepare.rs`), runs the method's training loop
 //! ([`crate::methods`]: JDSH, DCMH or CCA-ITQ), and assembles the [`Model`] with its metadata and,
 //! when asked, the hold-out MAP. Progress is reported at least once per mini-batch through
 //! [`Progress`]; returning `Break` cancels promptly with nothing left behind.
