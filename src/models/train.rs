@@ -11,7 +11,7 @@
 use std::ops::ControlFlow;
 use std::time::{Duration, Instant};
 
-use jdsh_trainer::train::{Phase, ProgressEvent};
+use jdsh_trainer::progress::{Phase, ProgressEvent};
 use jdsh_trainer::{Method, TrainConfig, TrainError};
 use pgrx::prelude::*;
 use pgrx::{pg_sys, JsonB, PgSqlErrorCode as E};

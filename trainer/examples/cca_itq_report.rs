@@ -1,9 +1,9 @@
 //! Prints CCA-ITQ and real-valued CCA MAP@all on Wikipedia (and on emoji when its cache exists).
 //! `cargo run --release -p jdsh-trainer --example cca_itq_report [-- --emoji] [-- --reg R --power P]`
 
-use jdsh_trainer::baseline::{Cca, CcaConfig, CcaItq};
 use jdsh_trainer::data::{data_root, wikipedia, ImageInput, Labels, Matrix, TextInput};
 use jdsh_trainer::eval::{map_at, map_at_embeddings};
+use jdsh_trainer::methods::cca_itq::{Cca, CcaConfig, CcaItq};
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let args: Vec<String> = std::env::args().collect();

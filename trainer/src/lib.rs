@@ -1,22 +1,41 @@
-//! jdsh-trainer: learning binary hash codes for cross-modal retrieval (JDSH, DCMH) with libtorch,
-//! free of PostgreSQL. The extension passes it rows; the CLI passes it files.
+//! jdsh-trainer: learning binary hash codes for cross-modal retrieval (JDSH, DCMH, CCA-ITQ) with
+//! libtorch, free of PostgreSQL. The extension passes it rows; the CLI passes it files.
 //!
-//! This first version holds what the other modules share: where computation runs.
+//! Floor plan:
+//! - [`data`]: the plain data types, the loaders of the project's data sets, synthetic data.
+//! - [`device`], [`text`], [`image`]: where computation runs, the input pipelines.
+//! - [`nets`], [`fastpath`]: the hash nets (libtorch) and their pure-Rust CPU forward.
+//! - [`methods`]: one folder per method, the algorithm (`mod.rs`) and its training loop
+//!   (`training.rs`, over the tensors `prepare` builds).
+//! - [`config`]: [`TrainConfig`] and [`Method`] (it holds the methods' parameter types).
+//! - [`model`]: the model file and the encoders; it depends on [`config`], never on training.
+//! - [`error`], [`progress`]: what training returns and reports.
+//! - [`train`](mod@train): the driver, validate -> prepare -> run the method -> assemble the model.
+//! - [`eval`]: retrieval metrics, and a model on a benchmark.
+//! - `cli` (feature `cli`, on by default; the extension links the library without it): the pieces
+//!   of the `jdsh-train` command.
 
-pub mod baseline;
+#[cfg(feature = "cli")]
 pub mod cli;
+pub mod config;
 pub mod data;
-pub mod dcmh;
 pub mod device;
+pub mod error;
 pub mod eval;
 pub mod fastpath;
 pub mod image;
-pub mod jdsh;
+pub mod methods;
 pub mod model;
 pub mod nets;
+mod prepare;
+pub mod progress;
 pub mod text;
+mod torch;
 pub mod train;
 
+pub use config::{ImageNetKind, Method, TrainConfig};
 pub use device::{DeviceChoice, DeviceError};
+pub use error::TrainError;
 pub use model::{EncodeError, Model, ModelError, ModelMeta};
-pub use train::{train, Method, Progress, ProgressEvent, TrainConfig, TrainError};
+pub use progress::{NoProgress, Phase, Progress, ProgressEvent};
+pub use train::train;

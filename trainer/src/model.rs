@@ -15,14 +15,15 @@ use safetensors::tensor::{Dtype, SafeTensors, TensorView};
 use serde::{Deserialize, Serialize};
 use tch::{Device, Kind, Tensor};
 
+use crate::config::{Method, TrainConfig};
 use crate::data::{ImageInput, Matrix, TextInput};
 use crate::device::{DeviceChoice, DeviceError};
 use crate::fastpath::{FastMlp, Fold};
 use crate::image::{decode_rgb_batch, ImageEncoder, ImageError, ImagePipeline};
-use crate::jdsh::Dsdw;
+use crate::methods::jdsh::Dsdw;
 use crate::nets::{HashNet, NetInput, NetSpec};
 use crate::text::{TextEncoder, TextError, TextPipeline};
-use crate::train::{Method, TrainConfig};
+use crate::torch;
 
 /// Identifies our files among other safetensors files.
 pub const FORMAT_NAME: &str = "jdsh-model";
@@ -296,24 +297,22 @@ impl Model {
     /// the pure-Rust forward; on a GPU, libtorch.
     pub fn encode_text(&self, input: &TextInput, device: DeviceChoice) -> Result<Vec<Code>, EncodeError> {
         let device = device.resolve()?;
-        match (device, input) {
-            (Device::Cpu, TextInput::Raw(_)) if self.text_fast_sparse.is_some() => {
-                let fast = self.text_fast_sparse.as_ref().ok_or(EncodeError::Torch("no fast path".into()))?;
+        if device == Device::Cpu {
+            if let (TextInput::Raw(_), Some(fast)) = (input, &self.text_fast_sparse) {
                 let rows = self.meta.text_pipeline.transform_sparse(input)?;
-                (0..rows.rows())
+                return (0..rows.rows())
                     .map(|i| {
                         let r = rows.indptr[i]..rows.indptr[i + 1];
                         to_code(i, &fast.forward_sparse(&rows.indices[r.clone()], &rows.values[r]))
                     })
-                    .collect()
+                    .collect();
             }
-            (Device::Cpu, _) if self.text_fast.is_some() => {
-                let fast = self.text_fast.as_ref().ok_or(EncodeError::Torch("no fast path".into()))?;
+            if let Some(fast) = &self.text_fast {
                 let m = self.meta.text_pipeline.transform(input)?;
-                (0..m.rows).map(|i| to_code(i, &fast.forward_dense(m.row(i)))).collect()
+                return (0..m.rows).map(|i| to_code(i, &fast.forward_dense(m.row(i)))).collect();
             }
-            _ => self.encode_text_torch(input, choice_of(device)),
         }
+        self.encode_text_torch(input, choice_of(device))
     }
 
     /// Codes of a batch of images (feature vectors or encoded PNG/JPEG bytes, as trained).
@@ -417,8 +416,7 @@ impl Model {
                 Matrix { rows: m.rows, cols: spec.bits, data: out }
             })
         };
-        let h = std::panic::catch_unwind(std::panic::AssertUnwindSafe(run))
-            .map_err(|p| EncodeError::Torch(crate::train::panic_message(&p)))?;
+        let h = torch::catch(run).map_err(EncodeError::Torch)?;
         if h.data.len() != h.rows * h.cols {
             return Err(EncodeError::Torch("libtorch returned a tensor of the wrong size".into()));
         }

@@ -1,6 +1,6 @@
 //! The hash networks: an MLP over feature vectors (or a bag-of-words, whose first layer is then an
 //! embedding bag), and a small CNN over decoded pixels. Both end in a linear hash layer whose output
-//! `h` is binarised as `h > 0`; JDSH trains through the scaled tanh `tanh(alpha * h)`.
+//! `h` is binarised as `h > 0` (JDSH trains through `methods::jdsh::scaled_tanh`).
 //!
 //! A net is a list of layers held as plain tensors, so the same forward serves training (tensors
 //! from a `VarStore`, with gradients) and inference (tensors rebuilt from a model file).
@@ -179,16 +179,6 @@ impl HashNet {
     }
 }
 
-/// JDSH/DJSRH's continuation: `tanh(alpha * h)` with `alpha = sqrt(epoch + 1)`, so the relaxed codes
-/// approach signs as training goes on.
-pub fn scaled_tanh(h: &Tensor, alpha: f64) -> Tensor {
-    (h * alpha).tanh()
-}
-
-pub fn jdsh_alpha(epoch: usize) -> f64 {
-    ((epoch + 1) as f64).sqrt()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -223,13 +213,5 @@ mod tests {
         let h = net.forward(&Tensor::rand([2, 3, 16, 16], (Kind::Float, Device::Cpu)));
         assert_eq!(h.size(), vec![2, 8]);
         assert_eq!(spec.param_shapes()[4].1, vec![6, 8]);
-    }
-
-    #[test]
-    fn alpha_schedule() {
-        assert_eq!(jdsh_alpha(0), 1.0);
-        assert_eq!(jdsh_alpha(3), 2.0);
-        let t = scaled_tanh(&Tensor::from_slice(&[0.5f32]), 2.0);
-        assert!((t.double_value(&[0]) - 1f64.tanh()).abs() < 1e-6);
     }
 }

@@ -3,10 +3,13 @@
 //! Random ranking gives about 0.11; published CCA-family hashing numbers at 32 bits are
 //! ~0.2 (image->text) and ~0.5 (text->image) (methods.md section 5); plain CCA gets ~0.25 both ways
 //! here, its text->image is far below those (they use labels or a learned latent space).
+//! Fails, with a message saying how to get them, when the data are missing.
 
-use jdsh_trainer::baseline::{Cca, CcaConfig, CcaItq};
-use jdsh_trainer::data::{data_root, wikipedia, ImageInput, Matrix, TextInput};
+mod common;
+
+use jdsh_trainer::data::{ImageInput, Matrix, TextInput};
 use jdsh_trainer::eval::{map_at, map_at_embeddings};
+use jdsh_trainer::methods::cca_itq::{Cca, CcaConfig, CcaItq};
 
 fn features(b: &jdsh_trainer::data::PairedData) -> (&Matrix, &Matrix) {
     match (&b.image, &b.text) {
@@ -17,9 +20,7 @@ fn features(b: &jdsh_trainer::data::PairedData) -> (&Matrix, &Matrix) {
 
 #[test]
 fn cca_itq_on_wikipedia_is_well_above_chance() {
-    let dir = data_root().join("wikipedia");
-    let b =
-        wikipedia::load(&dir).unwrap_or_else(|e| panic!("Wikipedia data expected at {}: {e}", dir.display()));
+    let b = common::wikipedia();
     let (ti, tt) = features(&b.train);
     let (qi, qt) = features(&b.query);
     let (ql, rl) = (b.query.labels.as_ref().unwrap(), b.retrieval.labels.as_ref().unwrap());

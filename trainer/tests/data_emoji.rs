@@ -1,39 +1,17 @@
-//! The emoji loader against the data card (`../shared/data/README.md`, section 3). The packages
-//! come from the npm registry: when the cache is missing, this test runs `scripts/fetch-emoji.sh`
-//! (about 240 MB, ~30 s) and fails loudly if that is impossible; it never passes without data.
+//! The emoji loader against the data card (section 3). The packages come from the npm registry: run
+//! `bash scripts/fetch-emoji.sh` first (about 240 MB into .cache/emoji, ~30 s); without them these
+//! tests fail with that message, they never pass without data.
 
-use std::path::PathBuf;
+mod common;
 
 use jdsh_trainer::data::emoji::{self, LabelLevel, Vendor};
-use jdsh_trainer::data::{emoji_dir, repo_root, ImageInput, TextInput};
+use jdsh_trainer::data::{ImageInput, TextInput};
 use jdsh_trainer::image::{decode, ImagePipeline, ImagePipelineConfig};
 use jdsh_trainer::text::{TextPipeline, TextPipelineConfig};
 
-fn ensure_emoji() -> PathBuf {
-    let dir = emoji_dir();
-    let complete =
-        ["emoji-datasource-google", "emoji-datasource-twitter", "emoji-datasource-facebook", "emojilib"]
-            .iter()
-            .all(|p| dir.join(p).join(".done").is_file());
-    if !complete {
-        let script = repo_root().join("scripts").join("fetch-emoji.sh");
-        let status = std::process::Command::new("bash")
-            .arg(&script)
-            .env("JDSH_EMOJI_DIR", &dir)
-            .status()
-            .unwrap_or_else(|e| panic!("cannot run {}: {e}", script.display()));
-        assert!(
-            status.success(),
-            "{} failed ({status}); the emoji tests need the npm registry",
-            script.display()
-        );
-    }
-    dir
-}
-
 #[test]
 fn counts_match_the_data_card() {
-    let set = emoji::load(&ensure_emoji()).unwrap();
+    let set = emoji::load(&common::emoji()).unwrap();
     assert_eq!(set.items.len(), 1_911);
     assert_eq!((set.categories.len(), set.subcategories.len()), (10, 99));
     let flags = set.subcategories.iter().position(|s| s == "country-flag").unwrap() as u32;
@@ -58,7 +36,7 @@ fn counts_match_the_data_card() {
 
 #[test]
 fn protocol_sizes_and_images_decode() {
-    let set = emoji::load(&ensure_emoji()).unwrap();
+    let set = emoji::load(&common::emoji()).unwrap();
     let p = set.protocol(LabelLevel::Subcategory).unwrap();
     let ImageInput::Encoded(train_images) = &p.train.image else { panic!("encoded images expected") };
     assert_eq!(train_images.len(), 3_058);

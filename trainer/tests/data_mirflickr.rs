@@ -1,12 +1,14 @@
-//! The MIRFlickr loader and protocol splits against the data card (section 2) and methods.md 1.9.
+//! The MIRFlickr loader and protocol splits against the data card (section 2) and methods.md 1.9
+//! (the file: `data/mirflickr25k/items.csv.gz`). Fails, with a message saying how to get it, when
+//! the data are missing.
 
-use jdsh_trainer::data::{data_root, mirflickr};
+mod common;
+
+use jdsh_trainer::data::mirflickr;
 
 #[test]
 fn counts_and_splits_match_the_data_card() {
-    let dir = data_root().join("mirflickr25k");
-    let m =
-        mirflickr::load(&dir).unwrap_or_else(|e| panic!("MIRFlickr data expected at {}: {e}", dir.display()));
+    let m = common::mirflickr();
     assert_eq!(m.len(), 20_015);
     let mut counts = [0usize; 24];
     m.labels.sets.iter().flatten().for_each(|&c| counts[c as usize] += 1);

@@ -1,12 +1,14 @@
-//! The Wikipedia loader against the data card (`../shared/data/README.md`, section 1).
+//! The Wikipedia loader against the data card (section 1; the files: `data/wikipedia`, see
+//! data/README.md). Fails, with a message saying how to get them, when the data are missing.
 
-use jdsh_trainer::data::{data_root, wikipedia, ImageInput, TextInput};
+mod common;
+
+use jdsh_trainer::data::{wikipedia, ImageInput, TextInput};
 
 #[test]
 fn counts_shapes_and_classes_match_the_data_card() {
-    let dir = data_root().join("wikipedia");
-    let b =
-        wikipedia::load(&dir).unwrap_or_else(|e| panic!("Wikipedia data expected at {}: {e}", dir.display()));
+    let dir = common::wikipedia_dir();
+    let b = common::wikipedia();
     assert_eq!(b.name, "wikipedia");
     let (ImageInput::Features(img), TextInput::Features(txt)) = (&b.train.image, &b.train.text) else {
         panic!("Wikipedia is feature vectors on both sides");

@@ -1,8 +1,9 @@
 //! `jdsh-train export`: the SQL script of a data set has the right shape, row count and values
 //! (COPY text format; floats that read back to the same f32).
 
+mod common;
+
 use jdsh_trainer::cli::export::{self, copy_escape};
-use jdsh_trainer::data::{data_root, wikipedia};
 
 /// Undoes COPY text-format escaping of one field (the inverse of `copy_escape` for the escapes it
 /// emits).
@@ -38,9 +39,8 @@ fn copy_escaping_round_trips() {
 
 #[test]
 fn wikipedia_script_has_every_pair_once_with_exact_values() {
-    let dir = data_root().join("wikipedia");
-    let train = wikipedia::load_split(&dir, "train").unwrap();
-    let test = wikipedia::load_split(&dir, "test").unwrap();
+    let train = common::wikipedia_split("train");
+    let test = common::wikipedia_split("test");
     let mut buf = Vec::new();
     let rows = export::write_wikipedia(&train, &test, "wiki_t", &mut buf).unwrap();
     assert_eq!(rows, 2_173 + 693);

@@ -5,8 +5,7 @@
 mod common;
 
 use jdsh_trainer::data::{ImageInput, Matrix};
-use jdsh_trainer::train::{ImageNetKind, NoProgress};
-use jdsh_trainer::{train, DeviceChoice, EncodeError, Method, Model, TrainConfig};
+use jdsh_trainer::{train, DeviceChoice, EncodeError, ImageNetKind, Method, Model, NoProgress, TrainConfig};
 
 /// An 8x8 RGB PNG filled with `rgb`, with a lighter square in one corner.
 fn png(rgb: [u8; 3]) -> Vec<u8> {

@@ -1,8 +1,8 @@
 //! Finite-difference checks of the JDSH and DCMH losses: autograd's gradient w.r.t. the codes
 //! (JDSH) and the batch outputs (DCMH) matches central differences, in double precision.
 
-use jdsh_trainer::dcmh::{self, DcmhParams};
-use jdsh_trainer::jdsh::{self, JdshParams};
+use jdsh_trainer::methods::dcmh::{self, DcmhParams};
+use jdsh_trainer::methods::jdsh::{self, JdshParams};
 use tch::{Device, Kind, Tensor};
 
 const OPTS: (Kind, Device) = (Kind::Double, Device::Cpu);

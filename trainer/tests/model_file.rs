@@ -5,8 +5,7 @@ mod common;
 
 use std::collections::HashMap;
 
-use jdsh_trainer::train::NoProgress;
-use jdsh_trainer::{train, DeviceChoice, Method, Model, ModelError, TrainConfig};
+use jdsh_trainer::{train, DeviceChoice, Method, Model, ModelError, NoProgress, TrainConfig};
 use safetensors::tensor::{Dtype, SafeTensors, TensorView};
 
 fn small_config(method: Method) -> TrainConfig {

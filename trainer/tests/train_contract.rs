@@ -7,8 +7,7 @@ mod common;
 use std::ops::ControlFlow;
 
 use jdsh_trainer::data::{ImageInput, Labels, Matrix, PairedData, TextInput};
-use jdsh_trainer::train::{NoProgress, Phase, ProgressEvent};
-use jdsh_trainer::{train, DeviceChoice, Method, TrainConfig, TrainError};
+use jdsh_trainer::{train, DeviceChoice, Method, NoProgress, Phase, ProgressEvent, TrainConfig, TrainError};
 
 fn cfg(method: Method) -> TrainConfig {
     let mut c = TrainConfig::defaults(method, 8);
@@ -79,7 +78,7 @@ fn bad_inputs_are_errors() {
     bad_lr.lr_text = f64::NAN;
     assert!(matches!(train(&good, &bad_lr, &mut NoProgress), Err(TrainError::Config(_))));
     let mut cnn_on_features = cfg(Method::Jdsh);
-    cnn_on_features.image_net = jdsh_trainer::train::ImageNetKind::Cnn { size: 16, channels: vec![4] };
+    cnn_on_features.image_net = jdsh_trainer::ImageNetKind::Cnn { size: 16, channels: vec![4] };
     assert!(matches!(train(&good, &cnn_on_features, &mut NoProgress), Err(TrainError::Config(_))));
     // Texts with no word in two documents: an empty vocabulary.
     let mut lonely = good.clone();
@@ -161,4 +160,50 @@ fn holdout_map_is_recorded() {
     assert_eq!((h.queries, h.retrieval), (30, 90));
     assert!(h.image_to_text > 0.0 && h.text_to_image > 0.0);
     assert_eq!(m.meta().metrics.train_pairs, 90);
+}
+
+/// CCA-ITQ's `epochs` are its ITQ iterations: the model holds `CcaItq::fit_with` with that many
+/// iterations on the pipeline outputs (as `linear_layers`), the metadata records them, and the
+/// default is the ITQ default (50), so the default model is the one CCA-ITQ always gave.
+#[test]
+fn cca_itq_epochs_are_itq_iterations() {
+    use jdsh_trainer::image::ImagePipeline;
+    use jdsh_trainer::methods::cca_itq::{CcaConfig, CcaItq};
+    use jdsh_trainer::text::TextPipeline;
+    use safetensors::SafeTensors;
+
+    let data = common::synthetic(60, 4, 3);
+    let mut base = TrainConfig::defaults(Method::CcaItq, 8);
+    assert_eq!(base.epochs, CcaConfig::default().itq_iterations);
+    base.device = DeviceChoice::Cpu;
+    base.threads = Some(1);
+    let x = ImagePipeline::fit(&data.image, &base.image_pipeline).unwrap().transform(&data.image).unwrap();
+    let y = TextPipeline::fit(&data.text, &base.text_pipeline).unwrap().transform(&data.text).unwrap();
+    let mut weights = Vec::new();
+    for epochs in [1, 3, base.epochs] {
+        let c = TrainConfig { epochs, ..base.clone() };
+        let model = train(&data, &c, &mut NoProgress).unwrap();
+        assert_eq!(model.meta().metrics.epochs, epochs);
+        let itq = CcaConfig { itq_iterations: epochs, ..CcaConfig::default() };
+        let (image, text) = CcaItq::fit_with(&x, &y, 8, c.seed, &itq).unwrap().linear_layers();
+        let bytes = model.to_bytes().unwrap();
+        let file = SafeTensors::deserialize(&bytes).unwrap();
+        for (name, expected) in [
+            ("image.fc0.weight", &image[0]),
+            ("image.fc0.bias", &image[1]),
+            ("text.fc0.weight", &text[0]),
+            ("text.fc0.bias", &text[1]),
+        ] {
+            let stored: Vec<f32> = file
+                .tensor(name)
+                .unwrap()
+                .data()
+                .chunks_exact(4)
+                .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+                .collect();
+            assert_eq!(&stored, expected, "{name} after {epochs} ITQ iterations");
+        }
+        weights.push(image[0].clone());
+    }
+    assert_ne!(weights[0], weights[2], "1 and 50 ITQ iterations gave the same rotation");
 }

@@ -3,23 +3,16 @@
 //! beat the CCA-ITQ baseline trained on the same pipeline outputs, and the supervised DCMH must
 //! beat both.
 //!
-//! Needs `../shared/data/wikipedia` (or `$JDSH_DATA/wikipedia`); skipped with a message otherwise.
+//! Reads `data/wikipedia` (or `$JDSH_DATA/wikipedia`); fails, with a message saying how to get
+//! the data, when they are missing.
 //! The full tables (all code lengths, more epochs) are `#[ignore]`d: run them with
 //! `cargo test --release --test wikipedia_training -- --ignored --nocapture`.
 
-use jdsh_trainer::cli::{evaluate, EvalReport};
-use jdsh_trainer::data::{data_root, wikipedia, Benchmark};
-use jdsh_trainer::train::NoProgress;
-use jdsh_trainer::{train, DeviceChoice, Method, TrainConfig};
+mod common;
 
-fn bench() -> Option<Benchmark> {
-    let dir = data_root().join("wikipedia");
-    if !dir.join("train.csv").exists() {
-        eprintln!("skipping: {} not found (set JDSH_DATA)", dir.display());
-        return None;
-    }
-    Some(wikipedia::load(&dir).expect("wikipedia loads"))
-}
+use jdsh_trainer::data::Benchmark;
+use jdsh_trainer::eval::{evaluate, EvalReport};
+use jdsh_trainer::{train, DeviceChoice, Method, NoProgress, TrainConfig};
 
 fn config(method: Method, bits: usize) -> TrainConfig {
     let mut c = TrainConfig::defaults(method, bits);
@@ -53,7 +46,7 @@ fn run(b: &Benchmark, c: &TrainConfig) -> EvalReport {
 
 #[test]
 fn jdsh_and_dcmh_beat_chance_and_cca_itq() {
-    let Some(b) = bench() else { return };
+    let b = common::wikipedia();
     let cca = run(&b, &config(Method::CcaItq, 64));
     let jdsh = run(&b, &config(Method::Jdsh, 64));
     let dcmh = run(&b, &config(Method::Dcmh, 64));
@@ -75,7 +68,7 @@ fn jdsh_and_dcmh_beat_chance_and_cca_itq() {
 #[test]
 #[ignore]
 fn full_table() {
-    let Some(b) = bench() else { return };
+    let b = common::wikipedia();
     for bits in [16, 32, 64, 128] {
         run(&b, &config(Method::CcaItq, bits));
         let mut j = config(Method::Jdsh, bits);

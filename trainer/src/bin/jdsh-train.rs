@@ -8,12 +8,13 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use clap::{Args, Parser, Subcommand};
+use clap::{Args, Parser, Subcommand, ValueEnum};
 use jdsh_core::code::{format_bits, format_hex};
 use jdsh_trainer::cli::{self, files, plot, BarProgress};
-use jdsh_trainer::data::{ImageInput, PairedData, TextInput};
-use jdsh_trainer::jdsh::DsdwChoice;
-use jdsh_trainer::{train, DeviceChoice, Method, Model, TrainConfig};
+use jdsh_trainer::data::{self, ImageInput, PairedData, TextInput};
+use jdsh_trainer::eval::{self, EvalReport};
+use jdsh_trainer::methods::jdsh::{DsdwChoice, JointWeights};
+use jdsh_trainer::{train, DeviceChoice, Method, Model, NoProgress, TrainConfig};
 
 #[derive(Parser)]
 #[command(
@@ -70,7 +71,8 @@ struct BenchArgs {
 
 #[derive(Args)]
 struct DataArgs {
-    /// A named data set (wikipedia, mirflickr) from $JDSH_DATA or ../shared/data.
+    /// A named data set: wikipedia, mirflickr (from $JDSH_DATA, else the repository's data/) or
+    /// emoji (from .cache/emoji: run scripts/fetch-emoji.sh first).
     #[arg(long, conflicts_with_all = ["image_features", "texts", "text_features"])]
     dataset: Option<String>,
     /// Image feature vectors, one comma-separated line per item.
@@ -87,6 +89,19 @@ struct DataArgs {
     labels: Option<PathBuf>,
 }
 
+/// A switch given as `on` or `off`.
+#[derive(Clone, Copy, ValueEnum)]
+enum OnOff {
+    On,
+    Off,
+}
+
+impl OnOff {
+    fn is_on(self) -> bool {
+        matches!(self, OnOff::On)
+    }
+}
+
 #[derive(Args)]
 struct TrainArgs {
     #[command(flatten)]
@@ -95,7 +110,7 @@ struct TrainArgs {
     method: Method,
     #[arg(long, default_value_t = 64)]
     bits: usize,
-    /// Epochs (default: the method's).
+    /// Epochs (CCA-ITQ: ITQ rotation iterations; default: the method's).
     #[arg(long)]
     epochs: Option<usize>,
     #[arg(long)]
@@ -114,15 +129,15 @@ struct TrainArgs {
     #[arg(long, value_delimiter = ',')]
     joint: Option<Vec<f64>>,
     /// DCMH: Adam (on) or the paper's plain SGD (off); default: the method's (on).
-    #[arg(long)]
-    adam: Option<String>,
+    #[arg(long, value_enum)]
+    adam: Option<OnOff>,
     /// DCMH: weight similar pairs by #dissimilar/#similar: on or off (the paper's objective,
     /// default).
-    #[arg(long)]
-    balance_pairs: Option<String>,
+    #[arg(long, value_enum)]
+    balance_pairs: Option<OnOff>,
     /// DCMH: bit-balance term divided by n (on, default) or the paper's sum over the training set (off).
-    #[arg(long)]
-    balance_mean: Option<String>,
+    #[arg(long, value_enum)]
+    balance_mean: Option<OnOff>,
     /// DCMH: weight of the quantisation term.
     #[arg(long)]
     gamma: Option<f64>,
@@ -145,9 +160,9 @@ struct TrainArgs {
     device: DeviceChoice,
     #[arg(long)]
     threads: Option<usize>,
-    /// JDSH's DSDW thresholds: estimated, paper-mirflickr, paper-nus-wide, off.
-    #[arg(long, default_value = "estimated")]
-    dsdw: String,
+    /// JDSH's DSDW thresholds.
+    #[arg(long, value_enum, default_value_t = DsdwChoice::Estimated)]
+    dsdw: DsdwChoice,
     /// Fraction of the pairs held out to report a MAP at the end (needs labels).
     #[arg(long, default_value_t = 0.0)]
     holdout: f64,
@@ -256,17 +271,11 @@ fn run_train(a: TrainArgs) -> Result<(), String> {
     }
     if let Some(j) = &a.joint {
         let [a, b, l] = j.as_slice() else { return Err("--joint takes three numbers a,b,l".into()) };
-        cfg.jdsh.joint = jdsh_trainer::jdsh::JointWeights { a: *a, b: *b, l: *l };
+        cfg.jdsh.joint = JointWeights { a: *a, b: *b, l: *l };
     }
-    let on_off = |flag: &str, v: &Option<String>, default: bool| match v.as_deref() {
-        None => Ok(default),
-        Some("on") => Ok(true),
-        Some("off") => Ok(false),
-        Some(other) => Err(format!("--{flag} takes on or off, not {other:?}")),
-    };
-    cfg.dcmh.adam = on_off("adam", &a.adam, cfg.dcmh.adam)?;
-    cfg.dcmh.balance_pairs = on_off("balance-pairs", &a.balance_pairs, cfg.dcmh.balance_pairs)?;
-    cfg.dcmh.balance_mean = on_off("balance-mean", &a.balance_mean, cfg.dcmh.balance_mean)?;
+    cfg.dcmh.adam = a.adam.map_or(cfg.dcmh.adam, OnOff::is_on);
+    cfg.dcmh.balance_pairs = a.balance_pairs.map_or(cfg.dcmh.balance_pairs, OnOff::is_on);
+    cfg.dcmh.balance_mean = a.balance_mean.map_or(cfg.dcmh.balance_mean, OnOff::is_on);
     if let Some(g) = a.gamma {
         cfg.dcmh.gamma = g;
     }
@@ -289,10 +298,8 @@ fn run_train(a: TrainArgs) -> Result<(), String> {
     cfg.device = a.device;
     cfg.threads = a.threads;
     cfg.holdout = a.holdout;
-    cfg.jdsh.dsdw = serde_json::from_value(serde_json::Value::String(a.dsdw.clone()))
-        .map_err(|_| format!("unknown --dsdw {:?}", a.dsdw))?;
-    let _: DsdwChoice = cfg.jdsh.dsdw;
-    let bench = a.data.dataset.as_deref().map(|name| cli::load_dataset(name, 0)).transpose()?;
+    cfg.jdsh.dsdw = a.dsdw;
+    let bench = a.data.dataset.as_deref().map(|name| data::load_dataset(name, 0)).transpose()?;
     let data = match &bench {
         Some(b) => b.train.clone(),
         None => paired_from_files(&a.data)?,
@@ -320,13 +327,13 @@ fn run_train(a: TrainArgs) -> Result<(), String> {
         );
     }
     if let (true, Some(name)) = (a.eval, &a.data.dataset) {
-        let r = cli::evaluate_named(&model, name, 0, &[50, 100], &[50, 100], cfg.device)?;
+        let r = eval::evaluate_named(&model, name, 0, &[50, 100], &[50, 100], cfg.device)?;
         print_report(&r);
     }
     Ok(())
 }
 
-fn print_report(r: &cli::EvalReport) {
+fn print_report(r: &EvalReport) {
     println!(
         "{} {} bits ({} queries, {} retrieval items; Hamming ranking, ties by index):",
         r.dataset, r.bits, r.image_to_text.queries, r.image_to_text.retrieval
@@ -340,7 +347,7 @@ fn print_report(r: &cli::EvalReport) {
 
 fn run_eval(a: EvalArgs) -> Result<(), String> {
     let model = Model::load(&a.model).map_err(|e| e.to_string())?;
-    let r = cli::evaluate_named(&model, &a.dataset, a.seed, &a.k, &a.k, a.device)?;
+    let r = eval::evaluate_named(&model, &a.dataset, a.seed, &a.k, &a.k, a.device)?;
     if a.json {
         println!("{}", serde_json::to_string_pretty(&r).map_err(|e| e.to_string())?);
     } else {
@@ -386,7 +393,7 @@ fn run_encode(a: EncodeArgs) -> Result<(), String> {
 }
 
 fn run_bench(a: BenchArgs) -> Result<(), String> {
-    let data = cli::synthetic_bow(a.items, a.vocab, 7);
+    let data = data::synthetic::bag_of_words(a.items, a.vocab, 7);
     let model = match &a.model {
         Some(p) => Model::load(p).map_err(|e| e.to_string())?,
         None => {
@@ -396,8 +403,7 @@ fn run_bench(a: BenchArgs) -> Result<(), String> {
             cfg.text_hidden = vec![a.hidden];
             cfg.device = DeviceChoice::Cpu;
             let sub: Vec<usize> = (0..a.items.min(4000)).collect();
-            let train_data = jdsh_trainer::train::select_pairs(&data, &sub);
-            train(&train_data, &cfg, &mut jdsh_trainer::train::NoProgress).map_err(|e| e.to_string())?
+            train(&data.select(&sub), &cfg, &mut NoProgress).map_err(|e| e.to_string())?
         }
     };
     let t = cli::encode_throughput(&model, &data, a.device)?;

@@ -1,11 +1,32 @@
 //! A minimal RFC-4180 reader for the data cards' CSV files (quoted fields, `""` escapes, LF or CRLF)
 //! and the Postgres array literals (`{1,2,3}`) they carry. The files are a few MB, so they are read
-//! whole; no dependency is needed for that.
+//! whole. `X.csv` is read when it exists, else the gzip-compressed `X.csv.gz` (as the repository's
+//! `data/` ships them).
 
-use std::path::Path;
+use std::io::Read;
+use std::path::{Path, PathBuf};
 use std::str::FromStr;
 
+use flate2::read::GzDecoder;
+
 use super::DataError;
+
+/// The text of `path`, or of `path` + `.gz` decompressed when `path` does not exist; errors name
+/// `path` + `.gz` when neither exists.
+pub(crate) fn read_text(path: &Path) -> Result<String, DataError> {
+    match std::fs::read_to_string(path) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            let mut gz = path.as_os_str().to_owned();
+            gz.push(".gz");
+            let gz = PathBuf::from(gz);
+            let file = std::fs::File::open(&gz).map_err(|e| DataError::io(&gz, e))?;
+            let mut text = String::new();
+            GzDecoder::new(file).read_to_string(&mut text).map_err(|e| DataError::io(&gz, e))?;
+            Ok(text)
+        }
+        other => other.map_err(|e| DataError::io(path, e)),
+    }
+}
 
 /// One parsed CSV file (header checked and dropped): the records, each with its 1-based line number.
 pub(crate) struct CsvFile {
@@ -13,9 +34,10 @@ pub(crate) struct CsvFile {
 }
 
 impl CsvFile {
-    /// Reads `path` and checks that the header is exactly `expected_header`.
+    /// Reads `path` (or `path.gz`, see [`read_text`]) and checks that the header is exactly
+    /// `expected_header`.
     pub fn read(path: &Path, expected_header: &[&str]) -> Result<CsvFile, DataError> {
-        let text = std::fs::read_to_string(path).map_err(|e| DataError::io(path, e))?;
+        let text = read_text(path)?;
         let mut rows = parse(&text).map_err(|(line, msg)| DataError::parse(path, line, msg))?.into_iter();
         let (_, header) = rows.next().ok_or_else(|| DataError::parse(path, 1, "empty file".into()))?;
         if header != expected_header {

@@ -1,5 +1,5 @@
 //! MIRFlickr-25K, the 20,015-pair "cleaned" set of DCMH / DJSRH / JDSH, as shipped in
-//! `<data>/mirflickr25k/items.csv`: 24 multi-labels and a 1,386-d binary tag bag-of-words per item.
+//! `<data>/mirflickr25k/items.csv[.gz]`: 24 multi-labels and a 1,386-d binary tag bag-of-words per item.
 //!
 //! There are NO image features in this copy (data card, section 2). So this module gives the text
 //! side, the labels and the protocol splits; a benchmark needs an image side from the caller
@@ -7,8 +7,9 @@
 
 use std::path::Path;
 
+use jdsh_core::rng::SeededRng;
+
 use super::csv::{pg_array, CsvFile};
-use super::rng::SeededRng;
 use super::{Benchmark, DataError, ImageInput, Labels, Matrix, PairedData, TextInput};
 use crate::text::SparseRows;
 
@@ -37,7 +38,7 @@ pub struct Split {
     pub train: Vec<usize>,
 }
 
-/// Reads `dir/items.csv`.
+/// Reads `dir/items.csv` (or `items.csv.gz`).
 pub fn load(dir: &Path) -> Result<MirFlickr, DataError> {
     let path = dir.join("items.csv");
     let csv = CsvFile::read(&path, &["id", "labels", "tags"])?;

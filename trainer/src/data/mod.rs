@@ -57,6 +57,50 @@ pub enum TextInput {
     Features(Matrix),
 }
 
+impl ImageInput {
+    /// Number of items.
+    pub fn len(&self) -> usize {
+        match self {
+            ImageInput::Features(m) => m.rows,
+            ImageInput::Encoded(v) => v.len(),
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The items at `idx`, in that order.
+    pub fn select(&self, idx: &[usize]) -> ImageInput {
+        match self {
+            ImageInput::Features(m) => ImageInput::Features(m.select(idx)),
+            ImageInput::Encoded(v) => ImageInput::Encoded(idx.iter().map(|&k| v[k].clone()).collect()),
+        }
+    }
+}
+
+impl TextInput {
+    /// Number of items.
+    pub fn len(&self) -> usize {
+        match self {
+            TextInput::Raw(v) => v.len(),
+            TextInput::Features(m) => m.rows,
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The items at `idx`, in that order.
+    pub fn select(&self, idx: &[usize]) -> TextInput {
+        match self {
+            TextInput::Features(m) => TextInput::Features(m.select(idx)),
+            TextInput::Raw(v) => TextInput::Raw(idx.iter().map(|&k| v[k].clone()).collect()),
+        }
+    }
+}
+
 /// Multi-label annotations: item `i` carries the class indices `sets[i]` (each `< classes`).
 /// Two items are relevant to each other when they share at least one class.
 #[derive(Debug, Clone, PartialEq, Default, serde::Serialize, serde::Deserialize)]
@@ -104,6 +148,17 @@ pub struct PairedData {
     pub labels: Option<Labels>,
 }
 
+impl PairedData {
+    /// The pairs at `idx`, in that order.
+    pub fn select(&self, idx: &[usize]) -> PairedData {
+        PairedData {
+            image: self.image.select(idx),
+            text: self.text.select(idx),
+            labels: self.labels.as_ref().map(|l| l.select(idx)),
+        }
+    }
+}
+
 /// A retrieval protocol: train on `train`, query with `query`, rank `retrieval`.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Benchmark {
@@ -119,7 +174,7 @@ pub struct Benchmark {
 mod csv;
 pub mod emoji;
 pub mod mirflickr;
-pub mod rng;
+pub mod synthetic;
 pub mod wikipedia;
 
 use std::path::{Path, PathBuf};
@@ -154,11 +209,13 @@ pub fn repo_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).parent().map(Path::to_path_buf).unwrap_or_default()
 }
 
-/// Root of the shared data sets: `$JDSH_DATA`, else `<repo>/../shared/data`.
+/// Root of the data sets: `$JDSH_DATA`, else the repository's `data/` folder, where Wikipedia and
+/// MIRFlickr ship (`wikipedia/{train,test}.csv.gz`, `mirflickr25k/items.csv.gz`; the loaders read
+/// `X.csv` when it exists, else `X.csv.gz`).
 pub fn data_root() -> PathBuf {
     match std::env::var_os("JDSH_DATA") {
         Some(p) if !p.is_empty() => PathBuf::from(p),
-        _ => repo_root().join("..").join("shared").join("data"),
+        _ => repo_root().join("data"),
     }
 }
 
@@ -169,4 +226,74 @@ pub fn emoji_dir() -> PathBuf {
         Some(p) if !p.is_empty() => PathBuf::from(p),
         _ => repo_root().join(".cache").join("emoji"),
     }
+}
+
+/// How to get a named data set that is missing, for error messages.
+pub fn how_to_get(name: &str) -> String {
+    match name {
+        "emoji" => format!(
+            "the emoji packages come from the npm registry: run `bash scripts/fetch-emoji.sh` (about \
+             240 MB into {}; $JDSH_EMOJI_DIR chooses another folder)",
+            emoji_dir().display()
+        ),
+        _ => format!(
+            "the {name} data ship in the repository's data/ folder ({}): restore them with \
+             `git checkout -- data/` in the repository, or set $JDSH_DATA to a folder with the same \
+             layout (they are read from {} now)",
+            repo_root().join("data").display(),
+            data_root().display()
+        ),
+    }
+}
+
+/// Data sets [`load_dataset`] knows by name.
+pub const DATASETS: &str = "wikipedia, mirflickr, emoji";
+
+/// Loads a benchmark by name: Wikipedia and MIRFlickr from [`data_root`], emoji from
+/// [`emoji_dir`]. `seed` draws MIRFlickr's split (0: the recorded [`mirflickr::DCMH_SEED`]).
+pub fn load_dataset(name: &str, seed: u64) -> Result<Benchmark, String> {
+    let root = data_root();
+    match name {
+        "wikipedia" => wikipedia::load(&root.join("wikipedia")).map_err(|e| e.to_string()),
+        "mirflickr" => mirflickr_two_views(&root, seed),
+        "emoji" => emoji_set()?.benchmark(emoji::LabelLevel::Subcategory).map_err(|e| e.to_string()),
+        _ => Err(format!("unknown dataset \"{name}\": use one of {DATASETS}")),
+    }
+}
+
+/// The emoji packages from [`emoji_dir`].
+pub(crate) fn emoji_set() -> Result<emoji::EmojiSet, String> {
+    emoji::load(&emoji_dir())
+        .map_err(|e| format!("{e} (run scripts/fetch-emoji.sh to download the emoji packages)"))
+}
+
+/// MIRFlickr has no image features here (data card, section 2), so the benchmark pairs two
+/// disjoint views of each item's tags: the "image" view holds the tags in even-numbered columns,
+/// the "text" view those in odd-numbered columns. Labels, split (DCMH protocol) and scale are the
+/// real ones; the retrieval numbers are tag-view-to-tag-view, NOT image-text.
+fn mirflickr_two_views(root: &Path, seed: u64) -> Result<Benchmark, String> {
+    let mir = mirflickr::load(&root.join("mirflickr25k")).map_err(|e| e.to_string())?;
+    let split = mir.dcmh_split(if seed == 0 { mirflickr::DCMH_SEED } else { seed });
+    let mut b = mir.benchmark("mirflickr-tag-views", &split, |idx| {
+        ImageInput::Features(even_odd(&mir.tag_matrix(idx), 0))
+    });
+    for part in [&mut b.train, &mut b.query, &mut b.retrieval] {
+        if let TextInput::Features(m) = &part.text {
+            let odd = even_odd(m, 1);
+            part.text = TextInput::Features(odd);
+        }
+    }
+    Ok(b)
+}
+
+/// The columns `parity, parity + 2, ...` of `m`.
+fn even_odd(m: &Matrix, parity: usize) -> Matrix {
+    let cols: Vec<usize> = (parity..m.cols).step_by(2).collect();
+    let mut out = Matrix::zeros(m.rows, cols.len());
+    for i in 0..m.rows {
+        for (k, &j) in cols.iter().enumerate() {
+            out.row_mut(i)[k] = m.row(i)[j];
+        }
+    }
+    out
 }

@@ -36,7 +36,7 @@ impl WikipediaSplit {
     }
 }
 
-/// Reads `dir/train.csv` or `dir/test.csv` (`name` = "train" / "test").
+/// Reads `dir/train.csv` or `dir/test.csv` (`name` = "train" / "test"; or the `.csv.gz`).
 pub fn load_split(dir: &Path, name: &str) -> Result<WikipediaSplit, DataError> {
     let path = dir.join(format!("{name}.csv"));
     let csv = CsvFile::read(&path, &HEADER)?;

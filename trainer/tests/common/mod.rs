@@ -1,41 +1,57 @@
-//! Shared helpers of the integration tests: small synthetic paired data with class structure.
+//! Shared helpers of the integration tests: the library's synthetic data sets, and the real data
+//! sets loaded so that a missing one FAILS the test with a message saying how to get it (no test
+//! passes without its data).
 #![allow(dead_code)]
 
-use jdsh_trainer::data::rng::SeededRng;
-use jdsh_trainer::data::{ImageInput, Labels, Matrix, PairedData, TextInput};
+use std::fmt::Display;
+use std::path::PathBuf;
 
-/// `n` pairs in `classes` classes: non-negative image (8-d) and text (5-d) features around a
-/// per-class centre, so both modalities carry the class.
-pub fn synthetic(n: usize, classes: usize, seed: u64) -> PairedData {
-    let mut rng = SeededRng::new(seed);
-    let centres_i: Vec<Vec<f32>> =
-        (0..classes).map(|_| (0..8).map(|_| rng.next_f64() as f32).collect()).collect();
-    let centres_t: Vec<Vec<f32>> =
-        (0..classes).map(|_| (0..5).map(|_| rng.next_f64() as f32).collect()).collect();
-    let (mut img, mut txt, mut sets) = (Vec::new(), Vec::new(), Vec::new());
-    for i in 0..n {
-        let c = i % classes;
-        img.extend(centres_i[c].iter().map(|v| (v + 0.1 * rng.next_f64() as f32).max(0.0)));
-        txt.extend(centres_t[c].iter().map(|v| (v + 0.1 * rng.next_f64() as f32).max(0.0)));
-        sets.push(vec![c as u32]);
-    }
-    PairedData {
-        image: ImageInput::Features(Matrix::new(n, 8, img)),
-        text: TextInput::Features(Matrix::new(n, 5, txt)),
-        labels: Some(Labels { classes, sets }),
-    }
+use jdsh_trainer::data::mirflickr::{self, MirFlickr};
+use jdsh_trainer::data::wikipedia::{self, WikipediaSplit};
+use jdsh_trainer::data::{data_root, emoji_dir, how_to_get, Benchmark};
+
+#[allow(unused_imports)] // not every test file uses them
+pub use jdsh_trainer::data::synthetic::{features as synthetic, features_and_texts as synthetic_texts};
+
+/// `r`'s value, or a panic naming the data set, the error and how to get the data.
+pub fn loaded<T, E: Display>(name: &str, r: Result<T, E>) -> T {
+    r.unwrap_or_else(|e| panic!("cannot load the {name} data: {e}\n{}", how_to_get(name)))
 }
 
-/// The same, with raw texts: class words plus noise words.
-pub fn synthetic_texts(n: usize, classes: usize, seed: u64) -> PairedData {
-    let mut d = synthetic(n, classes, seed);
-    let mut rng = SeededRng::new(seed ^ 0x5eed);
-    let texts = (0..n)
-        .map(|i| {
-            let c = i % classes;
-            format!("class{c} topic{c} word{} word{} common", rng.below(20), rng.below(20))
-        })
-        .collect();
-    d.text = TextInput::Raw(texts);
-    d
+/// `<data>/wikipedia` (see `jdsh_trainer::data::data_root`).
+pub fn wikipedia_dir() -> PathBuf {
+    data_root().join("wikipedia")
+}
+
+/// The Wikipedia benchmark (standard protocol).
+pub fn wikipedia() -> Benchmark {
+    loaded("wikipedia", wikipedia::load(&wikipedia_dir()))
+}
+
+/// One Wikipedia split file, "train" or "test".
+pub fn wikipedia_split(name: &str) -> WikipediaSplit {
+    loaded("wikipedia", wikipedia::load_split(&wikipedia_dir(), name))
+}
+
+/// MIRFlickr-25K from `<data>/mirflickr25k`.
+pub fn mirflickr() -> MirFlickr {
+    loaded("mirflickr", mirflickr::load(&data_root().join("mirflickr25k")))
+}
+
+/// The emoji packages' folder, after checking that `scripts/fetch-emoji.sh` completed there.
+pub fn emoji() -> PathBuf {
+    let dir = emoji_dir();
+    let missing: Vec<&str> =
+        ["emoji-datasource-google", "emoji-datasource-twitter", "emoji-datasource-facebook", "emojilib"]
+            .into_iter()
+            .filter(|p| !dir.join(p).join(".done").is_file())
+            .collect();
+    assert!(
+        missing.is_empty(),
+        "the emoji data are missing ({} not in {}): {}",
+        missing.join(", "),
+        dir.display(),
+        how_to_get("emoji")
+    );
+    dir
 }

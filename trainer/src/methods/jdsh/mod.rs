@@ -6,6 +6,8 @@
 use serde::{Deserialize, Serialize};
 use tch::{Kind, Tensor};
 
+pub(crate) mod training;
+
 /// Weights of the joint-modal matrix `S_ = a S_I + b S_T + l sym(N(S_I) N(S_T)^T)`.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct JointWeights {
@@ -58,6 +60,7 @@ pub struct Dsdw {
 
 /// Which DSDW thresholds training uses.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "cli", derive(clap::ValueEnum))]
 #[serde(rename_all = "kebab-case")]
 pub enum DsdwChoice {
     /// Fitted to the distribution of the joint matrix's entries on the training data (default).
@@ -247,6 +250,17 @@ pub fn loss(code_i: &Tensor, code_t: &Tensor, s: &Tensor, p: &JdshParams) -> Jds
     JdshLoss { total, intra_image, cross, intra_text, pairing }
 }
 
+/// JDSH/DJSRH's continuation: `tanh(alpha * h)` with `alpha = sqrt(epoch + 1)`, so the relaxed codes
+/// approach signs as training goes on.
+pub fn scaled_tanh(h: &Tensor, alpha: f64) -> Tensor {
+    (h * alpha).tanh()
+}
+
+/// The continuation schedule: `alpha = sqrt(epoch + 1)` (0-based epoch).
+pub fn jdsh_alpha(epoch: usize) -> f64 {
+    ((epoch + 1) as f64).sqrt()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -333,5 +347,13 @@ mod tests {
         // Normalisation: scaling the codes changes nothing.
         let l2 = loss(&(&ci * 3.0), &(&ct * 0.5), &s, &p);
         close(&l2.total, &[0.55], 1e-6);
+    }
+
+    #[test]
+    fn alpha_schedule() {
+        assert_eq!(jdsh_alpha(0), 1.0);
+        assert_eq!(jdsh_alpha(3), 2.0);
+        let t = scaled_tanh(&Tensor::from_slice(&[0.5f32]), 2.0);
+        assert!((t.double_value(&[0]) - 1f64.tanh()).abs() < 1e-6);
     }
 }

@@ -10,6 +10,8 @@
 use serde::{Deserialize, Serialize};
 use tch::{Kind, Tensor};
 
+pub(crate) mod training;
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct DcmhParams {
     /// Weight of the quantisation term ||B - F||^2 (+ ||B - G||^2).
@@ -33,8 +35,9 @@ pub struct DcmhParams {
     /// Weight the similar pairs of each batch by (#dissimilar / #similar), so that with many
     /// single-label classes (90 % dissimilar pairs on Wikipedia) the likelihood is not minimised by
     /// shrinking every output to 0 (theta = 0 for all pairs). Not in the paper (MIRFlickr's
-    /// multi-labels give about half similar pairs, where the weight is ~1). `TrainConfig::defaults`
-    /// turns it on; off reproduces the paper's objective exactly.
+    /// multi-labels give about half similar pairs, where the weight is ~1). Off by default, in
+    /// `TrainConfig::defaults` too (the per-item bit balance and Adam replaced it, see
+    /// trainer/README.md); off is the paper's objective.
     #[serde(default)]
     pub balance_pairs: bool,
     /// Divide the bit-balance term by n, i.e. `eta ||F^T 1||^2 / n` = `eta n ||mean F||^2`. The

@@ -1,5 +1,6 @@
 //! Retrieval metrics for binary codes (Hamming ranking) and for real-valued embeddings (cosine
-//! ranking), over a query set and a retrieval set with labels.
+//! ranking), over a query set and a retrieval set with labels; and a model on a whole benchmark
+//! ([`evaluate`], [`evaluate_named`], in `benchmark.rs`).
 //!
 //! Conventions (state them with every number):
 //! - Relevant: the query and the item share at least one label ([`Labels::relevant`]).
@@ -16,6 +17,10 @@
 //!   nothing (the ITQ / spectral-hashing evaluation convention). The PR curve has one point per
 //!   radius 0..=nbits: precision averaged over the queries that retrieve at least one item, recall
 //!   averaged over the queries that have at least one relevant item.
+
+mod benchmark;
+
+pub use benchmark::{evaluate, evaluate_named, EvalReport};
 
 use jdsh_core::code::{hamming, Code};
 use rayon::prelude::*;

@@ -19,11 +19,13 @@
 //! Linear algebra runs in f64 through libtorch (tch) on the CPU.
 
 use jdsh_core::code::Code;
+use jdsh_core::rng::SeededRng;
 use serde::{Deserialize, Serialize};
 use tch::{Device, Kind, Tensor};
 
-use crate::data::rng::SeededRng;
 use crate::data::Matrix;
+
+pub(crate) mod training;
 
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum CcaError {
@@ -294,6 +296,39 @@ impl CcaItq {
     pub fn encode_text(&self, text: &Matrix) -> Result<Vec<Code>, CcaError> {
         Ok(signs(&self.text_outputs(text)?))
     }
+
+    /// The model as two nets without hidden layers, `h = W x + b` with
+    /// `W = (projection * rotation)^T` and `b = -mean * projection * rotation` (products in f64),
+    /// so that the model file, the encoders and the fast path serve CCA-ITQ like the deep methods:
+    /// `(image, text)`, each `[weight (bits x dim, row-major), bias (bits)]`.
+    pub fn linear_layers(&self) -> (Vec<Vec<f32>>, Vec<Vec<f32>>) {
+        (
+            linear(&self.image_projection, &self.image_mean, &self.rotation),
+            linear(&self.text_projection, &self.text_mean, &self.rotation),
+        )
+    }
+}
+
+/// `[W, b]` of [`CcaItq::linear_layers`] for one side.
+fn linear(proj: &Matrix, mean: &[f32], rotation: &Matrix) -> Vec<Vec<f32>> {
+    let (d, c) = (proj.rows, rotation.cols);
+    // pr = proj (d x k) * rotation (k x c), in f64.
+    let mut pr = vec![0f64; d * c];
+    for i in 0..d {
+        for k in 0..proj.cols {
+            let a = proj.row(i)[k] as f64;
+            for j in 0..c {
+                pr[i * c + j] += a * rotation.row(k)[j] as f64;
+            }
+        }
+    }
+    let weight: Vec<f32> = (0..c * d).map(|o| pr[(o % d) * c + o / d] as f32).collect();
+    let bias: Vec<f32> = (0..c)
+        .map(|j| {
+            -(0..d).map(|i| mean.get(i).copied().unwrap_or(0.0) as f64 * pr[i * c + j]).sum::<f64>() as f32
+        })
+        .collect();
+    vec![weight, bias]
 }
 
 /// One code per row: bit k set where column k is > 0. Outputs are finite (inputs are checked) and
