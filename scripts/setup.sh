@@ -16,6 +16,8 @@ as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
 # --- Debian packages ---------------------------------------------------------------------------
 apt_pkgs=(postgresql-15 postgresql-server-dev-15 libclang-dev clang sudo pkg-config build-essential
           python3-venv ca-certificates)
+# npm fetches the emoji data (below); Debian's package only where the machine has no npm of its own.
+command -v npm >/dev/null || apt_pkgs+=(npm)
 missing=()
 for p in "${apt_pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
@@ -60,3 +62,7 @@ log "installed jdsh into $("$PG_CONFIG" --pkglibdir)"
 log "building jdsh-train (release)"
 cargo build --release -q -p jdsh-trainer --bin jdsh-train
 log "jdsh-train is $CARGO_TARGET_DIR/release/jdsh-train"
+
+# --- emoji images and texts from the npm registry (pinned versions; the trainer's emoji tests,
+# the models benchmark and the demo read them from .cache/emoji) ----------------------------------
+bash "$ROOT/scripts/fetch-emoji.sh"
