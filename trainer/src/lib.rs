@@ -3,6 +3,7 @@
 //!
 //! This first version holds what the other modules share: where computation runs.
 
+pub mod backbone;
 pub mod baseline;
 pub mod cli;
 pub mod data;
