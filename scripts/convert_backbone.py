@@ -150,7 +150,7 @@ class SameConv(nn.Module):
         ph = max((-(-ih // self.s) - 1) * self.s + self.k - ih, 0)
         pw = max((-(-iw // self.s) - 1) * self.s + self.k - iw, 0)
         if ph % 2 == 0 and pw % 2 == 0:
-            return F.conv2d(x, self.conv.weight, None, self.s, (ph // 2, pw // 2), 1, self.conv.groups)
+            return F.conv2d(x, self.conv.weight, self.conv.bias, self.s, (ph // 2, pw // 2), 1, self.conv.groups)
         x = F.pad(x, (pw // 2, pw - pw // 2, ph // 2, ph - ph // 2))
         return self.conv(x)
 
@@ -173,13 +173,18 @@ class Block(nn.Module):
         self._bn2 = _bn(cout)
         self.residual = s == 1 and cin == cout
 
+    # In-place activation and residual add (inference only; bench/backbone_bench.py sets it).
+    inplace = False
+
     def forward(self, x):
         h = x
         if self.expand:
-            h = F.relu6(self._bn0(self._expand_conv(h)))
-        h = F.relu6(self._bn1(self._depthwise_conv(h)))
+            h = F.relu6(self._bn0(self._expand_conv(h)), inplace=self.inplace)
+        h = F.relu6(self._bn1(self._depthwise_conv(h)), inplace=self.inplace)
         h = self._bn2(self._project_conv(h))
-        return h + x if self.residual else h
+        if not self.residual:
+            return h
+        return h.add_(x) if self.inplace else h + x
 
 
 class EfficientNetLite0(nn.Module):
@@ -192,11 +197,13 @@ class EfficientNetLite0(nn.Module):
         self._bn1 = _bn(HEAD)
         self._fc = nn.Linear(HEAD, CLASSES)
 
+    inplace = False
+
     def features(self, x):
-        x = F.relu6(self._bn0(self._conv_stem(x)))
+        x = F.relu6(self._bn0(self._conv_stem(x)), inplace=self.inplace)
         for b in self._blocks:
             x = b(x)
-        x = F.relu6(self._bn1(self._conv_head(x)))
+        x = F.relu6(self._bn1(self._conv_head(x)), inplace=self.inplace)
         return x.mean(dim=(2, 3))
 
     def forward(self, x):

@@ -96,7 +96,8 @@ fn the_network_has_the_lite0_shapes() {
 
 #[test]
 fn a_missing_weights_file_is_an_error_with_the_fetch_hint() {
-    let err = backbone::load(std::path::Path::new("/nonexistent/dir/x.safetensors"), Device::Cpu).unwrap_err();
+    let err =
+        backbone::load(std::path::Path::new("/nonexistent/dir/x.safetensors"), Device::Cpu).unwrap_err();
     assert!(matches!(err, BackboneError::Missing { .. }));
     assert!(err.to_string().contains(weights::FETCH_HINT), "{err}");
 }
@@ -146,7 +147,7 @@ fn png_bytes_to_features() {
     assert!(max_abs_diff(m.row(0), m.row(1)) > 1e-2, "different images, different features");
     // Deterministic, and a batch gives each image what it gets alone.
     assert_eq!(ex.features(&[a.clone(), b.clone()]).unwrap(), m);
-    let alone = ex.features(&[b.clone()]).unwrap();
+    let alone = ex.features(std::slice::from_ref(&b)).unwrap();
     assert!(max_abs_diff(&alone.data, m.row(1)) < 1e-5);
 
     // The 64 px image upsampled by hand (decode, 0..255, bilinear to 224, normalise) gives the
@@ -160,11 +161,13 @@ fn png_bytes_to_features() {
     let diff = max_abs_diff(&by_hand, m.row(0));
     assert!(diff < 1e-5, "extractor vs upsampled tensor: max abs diff {diff}");
 
-    // Small batches: the same features, and errors name the item.
-    let mut small = FeatureExtractor::load(&weights::default_path().unwrap(), Device::Cpu).unwrap();
-    small.set_batch_size(1);
-    assert!(max_abs_diff(&small.features(&[a.clone(), b.clone()]).unwrap().data, &m.data) < 1e-5);
-    let err = small.features(&[a.clone(), b, b"nope".to_vec()]).unwrap_err();
+    // Other batch sizes: the same features, and errors name the item.
+    let mut other = FeatureExtractor::load(&weights::default_path().unwrap(), Device::Cpu).unwrap();
+    assert_eq!(other.batch_size(), FeatureExtractor::CPU_BATCH);
+    other.set_batch_size(2);
+    let three = other.features(&[b.clone(), a.clone(), b.clone()]).unwrap();
+    assert!(max_abs_diff(three.row(1), m.row(0)) < 1e-5 && max_abs_diff(three.row(2), m.row(1)) < 1e-5);
+    let err = other.features(&[a.clone(), b, b"nope".to_vec()]).unwrap_err();
     assert_eq!(err, BackboneError::Image(ImageError::UnknownFormat { index: 2 }));
     assert_eq!(ex.features(&Vec::<Vec<u8>>::new()).unwrap().rows, 0);
 }

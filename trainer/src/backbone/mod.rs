@@ -9,7 +9,8 @@
 //! - [`FeatureExtractor`]: encoded PNG/JPEG bytes in, 1280-d features out: decoded by
 //!   [`crate::image::decode`] (RGB, transparency composited on white), resized to 224 x 224
 //!   (the whole image, aspect ratio not kept; bilinear, antialiased when shrinking), normalised
-//!   to `(v - 127) / 128` on 0..255 values, run in batches without gradients.
+//!   to `(v - 127) / 128` on 0..255 values, run in batches without gradients (1 image per pass
+//!   on the CPU, 32 on a GPU: see [`FeatureExtractor::CPU_BATCH`]).
 //!   [`FeatureExtractor::shared`] keeps one per device and process.
 
 pub mod efficientnet_lite;
@@ -60,8 +61,9 @@ impl From<tch::TchError> for BackboneError {
 /// EfficientNet-Lite0 on `device` with the weights of the file at `path` (checksum checked).
 pub fn load(path: &Path, device: Device) -> Result<EfficientNetLite0, BackboneError> {
     let bytes = weights::read_verified(path)?;
-    let net = EfficientNetLite0::new(device);
+    let mut net = EfficientNetLite0::new(device);
     weights::load_into(&net, &bytes, path)?;
+    net.fuse();
     Ok(net)
 }
 
@@ -124,13 +126,21 @@ static SHARED: Mutex<Vec<(PathBuf, Device, SharedExtractor)>> = Mutex::new(Vec::
 /// [`weights::default_path`], resolved once per process (it may run `pg_config`).
 static DEFAULT_PATH: once_cell::sync::OnceCell<PathBuf> = once_cell::sync::OnceCell::new();
 
+/// Images decoded in parallel at a time.
+const DECODE_CHUNK: usize = 32;
+
 impl FeatureExtractor {
-    /// Images per forward pass unless [`Self::set_batch_size`] says otherwise (peak memory on
-    /// the CPU about 0.5 GB).
-    pub const DEFAULT_BATCH: usize = 32;
+    /// Images per forward pass on the CPU unless [`Self::set_batch_size`] says otherwise. Larger
+    /// CPU batches are slower per image (bench/README.md): their activations (~5 MB per image in
+    /// the first stages) outgrow the caches, and glibc maps and unmaps every tensor above 32 MB
+    /// afresh, paying page faults.
+    pub const CPU_BATCH: usize = 1;
+    /// Images per forward pass on a GPU.
+    pub const GPU_BATCH: usize = 32;
 
     pub fn new(net: EfficientNetLite0) -> Self {
-        FeatureExtractor { net, batch_size: Self::DEFAULT_BATCH }
+        let batch_size = if net.device() == Device::Cpu { Self::CPU_BATCH } else { Self::GPU_BATCH };
+        FeatureExtractor { net, batch_size }
     }
 
     /// Loads the weights at `path` (checksum checked) onto `device`.
@@ -193,13 +203,16 @@ impl FeatureExtractor {
         Ok(Tensor::cat(&inputs, 0))
     }
 
-    /// Features of encoded images, `images.len() x 1280`, in batches of [`Self::batch_size`].
+    /// Features of encoded images, `images.len() x 1280`: decoded in parallel, in chunks, then
+    /// forward passes of [`Self::batch_size`] images.
     pub fn features<B: AsRef<[u8]> + Sync>(&self, images: &[B]) -> Result<Matrix, BackboneError> {
         let mut data = Vec::with_capacity(images.len() * FEATURE_DIM);
-        for (k, chunk) in images.chunks(self.batch_size).enumerate() {
-            let x = Self::pixels_from(chunk, k * self.batch_size)?;
-            let f = self.net.features(&x).to_device(Device::Cpu).contiguous();
-            data.extend(Vec::<f32>::try_from(f.view([-1]))?);
+        for (k, chunk) in images.chunks(DECODE_CHUNK.max(self.batch_size)).enumerate() {
+            let x = Self::pixels_from(chunk, k * DECODE_CHUNK.max(self.batch_size))?;
+            for part in x.split(self.batch_size as i64, 0) {
+                let f = self.net.features(&part).to_device(Device::Cpu).contiguous();
+                data.extend(Vec::<f32>::try_from(f.view([-1]))?);
+            }
         }
         Ok(Matrix::new(images.len(), FEATURE_DIM, data))
     }
