@@ -174,7 +174,7 @@ impl ConvBn {
     fn forward(&self, x: &Tensor) -> Tensor {
         let mut y = match &self.fused {
             Some((w, b)) => self.conv.forward_with(x, w, Some(b)),
-            _ => self.bn.forward(&self.conv.forward(x)),
+            None => self.bn.forward(&self.conv.forward(x)),
         };
         if self.act {
             let _ = y.relu6_();

@@ -1,5 +1,6 @@
 //! An ImageNet-pretrained image backbone: EfficientNet-Lite0 (Google's weights, 4.7M parameters),
-//! whose 1280-d pooled features describe an image far better than hand-crafted ones.
+//! whose 1280-d pooled features are meant to replace the hand-crafted ones of [`crate::image`]
+//! as input of the image hash network (not wired in yet).
 //!
 //! - [`EfficientNetLite0`]: the network as a tch module, batched, on any [`Device`]:
 //!   [`EfficientNetLite0::features`] (`N x 1280`) and [`EfficientNetLite0::logits`] (`N x 1000`).

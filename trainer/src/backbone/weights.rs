@@ -97,7 +97,7 @@ pub fn load_into(net: &EfficientNetLite0, bytes: &[u8], path: &Path) -> Result<(
     Ok(())
 }
 
-/// SHA-256 (FIPS 180-4) of `data`. The crate has no hashing dependency; 18 MB take ~0.1 s.
+/// SHA-256 (FIPS 180-4) of `data` (the crate has no hashing dependency).
 pub fn sha256(data: &[u8]) -> [u8; 32] {
     const K: [u32; 64] = [
         0x428a2f98, 0x71374491, 0xb5c0fbcf, 0xe9b5dba5, 0x3956c25b, 0x59f111f1, 0x923f82a4, 0xab1c5ed5,
