@@ -10,7 +10,7 @@
 //!    was set when this crate was compiled (`scripts/env.sh` sets it; a PostgreSQL backend
 //!    usually has neither of the first two).
 //!
-//! The file's sha256 is pinned ([`SHA256`]) and checked on every load (about 0.1 s): a missing
+//! The file's sha256 is pinned ([`SHA256`]) and checked on every load: a missing
 //! file or one with other bytes is a [`BackboneError`] that says to run the fetch script.
 
 use std::path::{Path, PathBuf};
