@@ -47,6 +47,8 @@ if ! "$VENV/bin/python" -c "import torch, sys; sys.exit(torch.__version__.split(
 fi
 # The postgres server runs as another user: it must be able to read libtorch.
 chmod -R a+rX "$VENV/lib" 2>/dev/null || true
+# The image backbone's ImageNet weights (EfficientNet-Lite0), converted with the venv's torch.
+bash "$ROOT/scripts/fetch-backbone.sh" >/dev/null
 
 [ "${1:-}" = "--deps" ] && exit 0
 

@@ -4,6 +4,7 @@
 //! Floor plan:
 //! - [`data`]: the plain data types, the loaders of the project's data sets, synthetic data.
 //! - [`device`], [`text`], [`image`]: where computation runs, the input pipelines.
+//! - [`backbone`]: EfficientNet-Lite0 (ImageNet-pretrained) as an image feature extractor.
 //! - [`nets`], [`fastpath`]: the hash nets (libtorch) and their pure-Rust CPU forward.
 //! - [`methods`]: one folder per method, the algorithm (`mod.rs`) and its training loop
 //!   (`training.rs`, over the tensors `prepare` builds).
@@ -15,6 +16,7 @@
 //! - `cli` (feature `cli`, on by default; the extension links the library without it): the pieces
 //!   of the `jdsh-train` command.
 
+pub mod backbone;
 #[cfg(feature = "cli")]
 pub mod cli;
 pub mod config;
