@@ -125,12 +125,13 @@ impl Notices {
                 Phase::Evaluating => {
                     format!("jdsh.train: measuring hold-out MAP, elapsed {}", fmt_duration(e.elapsed))
                 }
+                // CCA-ITQ is fitted in closed form: its one event has no loss (NaN).
                 Phase::Training => format!(
-                    "jdsh.train: epoch {}/{}{}, loss {:.5}, elapsed {}, remaining {}",
+                    "jdsh.train: epoch {}/{}{}{}, elapsed {}, remaining {}",
                     e.epoch + 1,
                     e.epochs,
                     if epoch_end { String::new() } else { format!(" (batch {}/{})", e.batch + 1, e.batches) },
-                    e.loss,
+                    if e.loss.is_finite() { format!(", loss {:.5}", e.loss) } else { String::new() },
                     fmt_duration(e.elapsed),
                     e.remaining.map(fmt_duration).unwrap_or_else(|| "?".into()),
                 ),
