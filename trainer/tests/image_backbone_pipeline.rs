@@ -216,3 +216,38 @@ fn missing_weights_fail_training_with_the_fetch_hint() {
     let train_err: TrainError = img.into();
     assert!(train_err.to_string().contains("scripts/fetch-backbone.sh"), "{train_err}");
 }
+
+/// A model file written before the extractor choice existed: a hand-crafted pipeline, and no
+/// `backbone` in the stored configuration. It loads, reads as hand-crafted, and encodes as before.
+#[test]
+fn a_handcrafted_model_file_from_before_the_backbone_loads_and_encodes_the_same() {
+    use safetensors::SafeTensors;
+    use std::collections::HashMap;
+
+    let d = data(24);
+    let model = ok(train(&d, &config(Method::Jdsh, ImageExtractor::Handcrafted), &mut NoProgress));
+    let codes = ok(model.encode_image(&d.image, DeviceChoice::Cpu));
+    let bytes = ok(model.to_bytes());
+    // Rewrite the metadata as the previous trainer wrote it.
+    let (_, header) = SafeTensors::read_metadata(&bytes).unwrap();
+    let json = &header.metadata().as_ref().unwrap()["jdsh"];
+    let mut meta: serde_json::Value = serde_json::from_str(json).unwrap();
+    let ipc = meta["config"]["image_pipeline"].as_object_mut().unwrap();
+    assert_eq!(ipc.remove("backbone"), Some(serde_json::json!("handcrafted")));
+    // The hand-crafted encoder's stored form is unchanged: {"Handcrafted": {size, ...}}.
+    let enc = &meta["image_front"]["pipeline"]["encoder"];
+    assert_eq!(enc["Handcrafted"]["size"], 32, "{enc}");
+    let file = SafeTensors::deserialize(&bytes).unwrap();
+    let tensors: Vec<(String, safetensors::tensor::TensorView)> =
+        file.tensors().into_iter().map(|(n, v)| (n.to_string(), v)).collect();
+    let old = safetensors::serialize(
+        tensors,
+        Some(HashMap::from([("jdsh".to_string(), serde_json::to_string(&meta).unwrap())])),
+    )
+    .unwrap();
+    let back = ok(Model::from_bytes(&old));
+    assert_eq!(back.meta().config.image_pipeline.backbone, ImageExtractor::Handcrafted);
+    assert_eq!(back.meta().image_front, model.meta().image_front);
+    assert_eq!(ok(back.encode_image(&d.image, DeviceChoice::Cpu)), codes);
+    assert_eq!(ok(back.encode_image_torch(&d.image, DeviceChoice::Cpu)), codes);
+}
