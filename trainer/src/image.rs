@@ -1,7 +1,11 @@
 //! The image pipeline: feature vectors of any dimension (standardised), or encoded PNG/JPEG bytes
-//! through a deterministic hand-crafted extractor (colour histograms in RGB and HSV, a small RGB
-//! thumbnail, gradient-orientation histograms on a grid). A fitted [`ImagePipeline`] is saved with
-//! the model so query images are encoded exactly as the training images were.
+//! through an extractor chosen by [`ImagePipelineConfig::backbone`]: by default the
+//! ImageNet-pretrained EfficientNet-Lite0 ([`crate::backbone`], 1280-d pooled features), or the
+//! deterministic hand-crafted extractor (colour histograms in RGB and HSV, a small RGB thumbnail,
+//! gradient-orientation histograms on a grid). A fitted [`ImagePipeline`] is saved with the model
+//! so query images are encoded exactly as the training images were; a backbone pipeline records
+//! the weights' sha256, and encoding with other installed weights is refused
+//! ([`ImageError::BackboneMismatch`]).
 //!
 //! [`decode_rgb`] gives the fixed-size pixel tensor (CHW, values in [0, 1]) that a small CNN trains on.
 //! Every decoded image is converted to RGB the same way: palette and grey expanded, 16-bit reduced
@@ -9,6 +13,7 @@
 
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
+use tch::Device;
 
 use crate::data::{ImageInput, Matrix};
 use crate::text::column_stats;
@@ -34,6 +39,30 @@ pub enum ImageError {
     NoData,
     #[error("output size must be at least 1 pixel")]
     ZeroSize,
+    /// The backbone could not be loaded or run (the message says why, and for missing or wrong
+    /// weights that scripts/fetch-backbone.sh installs them).
+    #[error("image backbone: {0}")]
+    Backbone(String),
+    /// The pipeline was fitted with backbone weights other than the ones this build pins (and
+    /// checks the installed file against). Reaches callers of `Model::encode_image` as
+    /// `EncodeError::Image(ImageError::BackboneMismatch { .. })`.
+    #[error(
+        "the model was trained with {name} weights of sha256 {recorded}, but the installed weights \
+         (pinned by this build) have sha256 {installed}: run scripts/fetch-backbone.sh to install \
+         them, or retrain the model"
+    )]
+    BackboneMismatch { name: String, recorded: String, installed: String },
+    #[error("unknown image backbone {name} (this build knows {known})")]
+    UnknownBackbone { name: String, known: &'static str },
+}
+
+impl From<crate::backbone::BackboneError> for ImageError {
+    fn from(e: crate::backbone::BackboneError) -> Self {
+        match e {
+            crate::backbone::BackboneError::Image(e) => e,
+            e => ImageError::Backbone(e.to_string()),
+        }
+    }
 }
 
 impl ImageError {
@@ -364,6 +393,102 @@ fn rgb_to_hsv(r: f32, g: f32, b: f32) -> (f32, f32, f32) {
     (h.clamp(0.0, 1.0), s, max)
 }
 
+/// Which extractor turns encoded images into features.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub enum ImageExtractor {
+    /// ImageNet-pretrained EfficientNet-Lite0, 1280-d pooled features ([`crate::backbone`]).
+    #[default]
+    #[serde(rename = "efficientnet-lite0")]
+    EfficientNetLite0,
+    /// The hand-crafted extractor ([`ExtractorConfig`]).
+    #[serde(rename = "handcrafted")]
+    Handcrafted,
+}
+
+impl ImageExtractor {
+    pub fn name(self) -> &'static str {
+        match self {
+            ImageExtractor::EfficientNetLite0 => BackboneSpec::EFFICIENTNET_LITE0,
+            ImageExtractor::Handcrafted => "handcrafted",
+        }
+    }
+}
+
+impl std::fmt::Display for ImageExtractor {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl std::str::FromStr for ImageExtractor {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "efficientnet-lite0" | "efficientnet_lite0" => Ok(ImageExtractor::EfficientNetLite0),
+            "handcrafted" | "hand-crafted" => Ok(ImageExtractor::Handcrafted),
+            _ => Err(format!("unknown image extractor \"{s}\": use efficientnet-lite0 or handcrafted")),
+        }
+    }
+}
+
+/// The pretrained backbone a pipeline was fitted with, as recorded in the model file.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BackboneSpec {
+    /// [`BackboneSpec::EFFICIENTNET_LITE0`] (the only one so far).
+    pub name: String,
+    /// Feature dimension (1280).
+    pub dim: usize,
+    /// sha256 of the weights file the features were computed with.
+    pub weights_sha256: String,
+    /// Side of the square network input (224).
+    pub input_size: usize,
+}
+
+impl BackboneSpec {
+    pub const EFFICIENTNET_LITE0: &'static str = "efficientnet-lite0";
+
+    /// EfficientNet-Lite0 with the weights this build pins.
+    pub fn efficientnet_lite0() -> Self {
+        BackboneSpec {
+            name: Self::EFFICIENTNET_LITE0.into(),
+            dim: crate::backbone::FEATURE_DIM,
+            weights_sha256: crate::backbone::weights::SHA256.into(),
+            input_size: crate::backbone::INPUT_SIZE as usize,
+        }
+    }
+
+    /// Whether this build can compute these features: a known backbone of the right shape, and
+    /// the recorded weights are the ones this build pins (and checks on load).
+    pub fn check(&self) -> Result<(), ImageError> {
+        let ours = Self::efficientnet_lite0();
+        if self.name != ours.name || self.dim != ours.dim || self.input_size != ours.input_size {
+            return Err(ImageError::UnknownBackbone {
+                name: format!("{} ({}-d, {} px input)", self.name, self.dim, self.input_size),
+                known: "efficientnet-lite0 (1280-d, 224 px input)",
+            });
+        }
+        if self.weights_sha256 != ours.weights_sha256 {
+            return Err(ImageError::BackboneMismatch {
+                name: self.name.clone(),
+                recorded: self.weights_sha256.clone(),
+                installed: ours.weights_sha256,
+            });
+        }
+        Ok(())
+    }
+
+    /// Raw backbone features of encoded images on `device` (the process's shared extractor).
+    fn features(&self, images: &[Vec<u8>], device: Device) -> Result<Matrix, ImageError> {
+        self.check()?;
+        if images.is_empty() {
+            return Ok(Matrix::new(0, self.dim, vec![]));
+        }
+        let x = crate::backbone::FeatureExtractor::shared(device)?;
+        let x = x.lock().unwrap_or_else(|e| e.into_inner());
+        Ok(x.features(images)?)
+    }
+}
+
 /// What the pipeline reads.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub enum ImageEncoder {
@@ -371,19 +496,35 @@ pub enum ImageEncoder {
     Features { dim: usize },
     /// Encoded PNG/JPEG bytes through the hand-crafted extractor.
     Handcrafted(ExtractorConfig),
+    /// Encoded PNG/JPEG bytes through a pretrained backbone.
+    Backbone(BackboneSpec),
 }
 
-/// Settings of [`ImagePipeline::fit`]; `extractor` is used only for encoded images.
+/// Settings of [`ImagePipeline::fit`]; `backbone` and `extractor` are used only for encoded images.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ImagePipelineConfig {
+    /// Settings of the hand-crafted extractor (when `backbone` is `handcrafted`).
     pub extractor: ExtractorConfig,
+    /// The extractor for encoded images: `efficientnet-lite0` (default) or `handcrafted`. A
+    /// configuration stored before this field existed (older model files) reads as
+    /// `handcrafted`, which is what those models used.
+    #[serde(default = "handcrafted")]
+    pub backbone: ImageExtractor,
     /// Subtract the training mean and divide by the training standard deviation per column.
     pub standardize: bool,
 }
 
+fn handcrafted() -> ImageExtractor {
+    ImageExtractor::Handcrafted
+}
+
 impl Default for ImagePipelineConfig {
     fn default() -> Self {
-        ImagePipelineConfig { extractor: ExtractorConfig::default(), standardize: true }
+        ImagePipelineConfig {
+            extractor: ExtractorConfig::default(),
+            backbone: ImageExtractor::default(),
+            standardize: true,
+        }
     }
 }
 
@@ -396,13 +537,29 @@ pub struct ImagePipeline {
 }
 
 impl ImagePipeline {
+    /// Fits on `input`, running a backbone on the CPU. See [`ImagePipeline::fit_transform`].
     pub fn fit(input: &ImageInput, cfg: &ImagePipelineConfig) -> Result<ImagePipeline, ImageError> {
-        let encoder = match input {
-            ImageInput::Features(m) => ImageEncoder::Features { dim: m.cols },
-            ImageInput::Encoded(_) => ImageEncoder::Handcrafted(cfg.extractor.clone()),
+        Ok(Self::fit_transform(input, cfg, Device::Cpu)?.0)
+    }
+
+    /// Fits on `input` and returns the pipeline with the standardised and the raw features of
+    /// `input`, extracting each image's features once (a backbone runs on `device`).
+    pub fn fit_transform(
+        input: &ImageInput,
+        cfg: &ImagePipelineConfig,
+        device: Device,
+    ) -> Result<(ImagePipeline, Matrix, Matrix), ImageError> {
+        let encoder = match (input, cfg.backbone) {
+            (ImageInput::Features(m), _) => ImageEncoder::Features { dim: m.cols },
+            (ImageInput::Encoded(_), ImageExtractor::Handcrafted) => {
+                ImageEncoder::Handcrafted(cfg.extractor.clone())
+            }
+            (ImageInput::Encoded(_), ImageExtractor::EfficientNetLite0) => {
+                ImageEncoder::Backbone(BackboneSpec::efficientnet_lite0())
+            }
         };
         let mut p = ImagePipeline { encoder, mean: None, scale: None };
-        let raw = p.raw_features(input)?;
+        let raw = p.raw_features_on(input, device)?;
         if raw.rows == 0 {
             return Err(ImageError::NoData);
         }
@@ -411,19 +568,38 @@ impl ImagePipeline {
             p.mean = Some(mean);
             p.scale = Some(std.into_iter().map(|s| if s > 1e-8 { s } else { 1.0 }).collect());
         }
-        Ok(p)
+        let m = p.standardize(raw.clone());
+        Ok((p, m, raw))
     }
 
     pub fn output_dim(&self) -> usize {
         match &self.encoder {
             ImageEncoder::Features { dim } => *dim,
             ImageEncoder::Handcrafted(c) => c.dim(),
+            ImageEncoder::Backbone(b) => b.dim,
         }
     }
 
-    /// Features, standardised as fitted.
+    /// The backbone this pipeline runs, if any.
+    pub fn backbone(&self) -> Option<&BackboneSpec> {
+        match &self.encoder {
+            ImageEncoder::Backbone(b) => Some(b),
+            _ => None,
+        }
+    }
+
+    /// Features, standardised as fitted (a backbone runs on the CPU).
     pub fn transform(&self, input: &ImageInput) -> Result<Matrix, ImageError> {
-        let mut m = self.raw_features(input)?;
+        self.transform_on(input, Device::Cpu)
+    }
+
+    /// Features, standardised as fitted, a backbone running on `device`.
+    pub fn transform_on(&self, input: &ImageInput, device: Device) -> Result<Matrix, ImageError> {
+        Ok(self.standardize(self.raw_features_on(input, device)?))
+    }
+
+    /// Applies the fitted standardisation to raw features.
+    fn standardize(&self, mut m: Matrix) -> Matrix {
         if let (Some(mean), Some(scale)) = (&self.mean, &self.scale) {
             for i in 0..m.rows {
                 for ((v, mu), s) in m.row_mut(i).iter_mut().zip(mean).zip(scale) {
@@ -431,11 +607,17 @@ impl ImagePipeline {
                 }
             }
         }
-        Ok(m)
+        m
     }
 
-    /// Features before standardisation (extracted in parallel for encoded images).
+    /// Features before standardisation (a backbone runs on the CPU).
     pub fn raw_features(&self, input: &ImageInput) -> Result<Matrix, ImageError> {
+        self.raw_features_on(input, Device::Cpu)
+    }
+
+    /// Features before standardisation: the hand-crafted ones extracted in parallel, a backbone's
+    /// in batches on `device`.
+    pub fn raw_features_on(&self, input: &ImageInput, device: Device) -> Result<Matrix, ImageError> {
         match (&self.encoder, input) {
             (ImageEncoder::Features { dim }, ImageInput::Features(m)) => {
                 if m.cols != *dim {
@@ -454,10 +636,17 @@ impl ImagePipeline {
                     .collect::<Result<_, _>>()?;
                 Ok(Matrix::new(rows.len(), cfg.dim(), rows.concat()))
             }
+            (ImageEncoder::Backbone(spec), ImageInput::Encoded(images)) => {
+                let m = spec.features(images, device)?;
+                if let Some(k) = m.data.iter().position(|v| !v.is_finite()) {
+                    return Err(ImageError::NotFinite { row: k / m.cols.max(1), col: k % m.cols.max(1) });
+                }
+                Ok(m)
+            }
             (ImageEncoder::Features { .. }, ImageInput::Encoded(_)) => {
                 Err(ImageError::WrongInput { expected: "feature vectors", got: "encoded images" })
             }
-            (ImageEncoder::Handcrafted(_), ImageInput::Features(_)) => {
+            (ImageEncoder::Handcrafted(_) | ImageEncoder::Backbone(_), ImageInput::Features(_)) => {
                 Err(ImageError::WrongInput { expected: "encoded images", got: "feature vectors" })
             }
         }
@@ -544,7 +733,8 @@ mod tests {
     #[test]
     fn pipeline_standardises_and_round_trips_through_serde() {
         let imgs = ImageInput::Encoded(vec![palette_png(), palette_png()]);
-        let p = ImagePipeline::fit(&imgs, &ImagePipelineConfig::default()).unwrap();
+        let cfg = ImagePipelineConfig { backbone: ImageExtractor::Handcrafted, ..Default::default() };
+        let p = ImagePipeline::fit(&imgs, &cfg).unwrap();
         assert_eq!(p.output_dim(), 64 + 72 + 192 + 144);
         let m = p.transform(&imgs).unwrap();
         assert!(m.data.iter().all(|v| v.abs() < 1e-4), "identical images standardise to zero");

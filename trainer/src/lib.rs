@@ -38,6 +38,7 @@ pub mod train;
 pub use config::{ImageNetKind, Method, TrainConfig};
 pub use device::{DeviceChoice, DeviceError};
 pub use error::TrainError;
+pub use image::ImageExtractor;
 pub use model::{EncodeError, Model, ModelError, ModelMeta};
 pub use progress::{NoProgress, Phase, Progress, ProgressEvent};
 pub use train::train;

@@ -39,7 +39,8 @@ const TORCH_CHUNK: usize = 4096;
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum ImageFrontEnd {
-    /// Feature vectors (given, or hand-crafted from image bytes) through the fitted pipeline.
+    /// Feature vectors (given, or extracted from image bytes by a pretrained backbone or the
+    /// hand-crafted extractor) through the fitted pipeline.
     Pipeline { pipeline: ImagePipeline },
     /// Encoded image bytes decoded to `size x size` RGB pixels for a CNN.
     Pixels { size: usize },
@@ -346,7 +347,7 @@ impl Model {
         let device = device.resolve()?;
         match (&self.meta.image_front, input) {
             (ImageFrontEnd::Pipeline { pipeline }, _) => {
-                let m = pipeline.transform(input)?;
+                let m = pipeline.transform_on(input, device)?;
                 self.torch_codes(&self.meta.image_net, &self.image_values, &m, None, device)
             }
             (ImageFrontEnd::Pixels { size }, ImageInput::Encoded(images)) => {
@@ -513,6 +514,13 @@ fn validate_meta(meta: &ModelMeta) -> Result<(), ModelError> {
                     || c.size == 0
                 {
                     return bad("image extractor settings out of range".into());
+                }
+            }
+            // A backbone's name and shape must be known; other weights (sha256) load, and
+            // encoding says what to do about them.
+            if let ImageEncoder::Backbone(b) = &pipeline.encoder {
+                if let Err(e @ ImageError::UnknownBackbone { .. }) = b.check() {
+                    return bad(e.to_string());
                 }
             }
             let idim = pipeline.output_dim();

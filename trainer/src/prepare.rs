@@ -44,9 +44,8 @@ pub(crate) fn prepare(d: &PairedData, cfg: &TrainConfig, device: Device) -> Resu
     };
     let (image_front, image_m, image_raw_m, image_input) = match &cfg.image_net {
         ImageNetKind::Mlp => {
-            let pipeline = ImagePipeline::fit(&d.image, &cfg.image_pipeline)?;
-            let m = pipeline.transform(&d.image)?;
-            let raw = pipeline.raw_features(&d.image)?;
+            // Each image's features are extracted once here (the epochs reuse the tensors).
+            let (pipeline, m, raw) = ImagePipeline::fit_transform(&d.image, &cfg.image_pipeline, device)?;
             let dim = m.cols;
             (ImageFrontEnd::Pipeline { pipeline }, m, raw, NetInput::Vector { dim })
         }
@@ -55,9 +54,9 @@ pub(crate) fn prepare(d: &PairedData, cfg: &TrainConfig, device: Device) -> Resu
                 return Err(TrainError::Config("a CNN image net needs encoded images".into()));
             };
             let pixels = decode_rgb_batch(images, *size)?;
-            // JDSH's image similarity needs a fixed feature: the hand-crafted one.
+            // JDSH's image similarity needs a fixed feature: the image pipeline's extractor's.
             let raw = if cfg.method == Method::Jdsh {
-                ImagePipeline::fit(&d.image, &cfg.image_pipeline)?.raw_features(&d.image)?
+                ImagePipeline::fit_transform(&d.image, &cfg.image_pipeline, device)?.2
             } else {
                 Matrix::zeros(n, 1)
             };

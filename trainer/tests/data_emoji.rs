@@ -6,7 +6,7 @@ mod common;
 
 use jdsh_trainer::data::emoji::{self, LabelLevel, Vendor};
 use jdsh_trainer::data::{ImageInput, TextInput};
-use jdsh_trainer::image::{decode, ImagePipeline, ImagePipelineConfig};
+use jdsh_trainer::image::{decode, ImageExtractor, ImagePipeline, ImagePipelineConfig};
 use jdsh_trainer::text::{TextPipeline, TextPipelineConfig};
 
 #[test]
@@ -60,7 +60,8 @@ fn protocol_sizes_and_images_decode() {
         assert!(img.data.iter().any(|&c| c < 0.5), "{vendor:?} image is blank");
     }
     // The hand-crafted pipeline over every facebook retrieval image: no error, finite features.
-    let pipe = ImagePipeline::fit(&p.text_to_image.retrieval, &ImagePipelineConfig::default()).unwrap();
+    let cfg = ImagePipelineConfig { backbone: ImageExtractor::Handcrafted, ..Default::default() };
+    let pipe = ImagePipeline::fit(&p.text_to_image.retrieval, &cfg).unwrap();
     let m = pipe.transform(&p.text_to_image.retrieval).unwrap();
     assert_eq!((m.rows, m.cols), (1_489, pipe.output_dim()));
     assert!(m.data.iter().all(|v| v.is_finite()));

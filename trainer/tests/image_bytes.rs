@@ -5,7 +5,9 @@
 mod common;
 
 use jdsh_trainer::data::{ImageInput, Matrix};
-use jdsh_trainer::{train, DeviceChoice, EncodeError, ImageNetKind, Method, Model, NoProgress, TrainConfig};
+use jdsh_trainer::{
+    train, DeviceChoice, EncodeError, ImageExtractor, ImageNetKind, Method, Model, NoProgress, TrainConfig,
+};
 
 /// An 8x8 RGB PNG filled with `rgb`, with a lighter square in one corner.
 fn png(rgb: [u8; 3]) -> Vec<u8> {
@@ -41,6 +43,8 @@ fn config(method: Method, cnn: bool) -> TrainConfig {
     c.text_hidden = vec![16];
     c.device = DeviceChoice::Cpu;
     c.threads = Some(1);
+    // The pretrained backbone (the default) is tested in image_backbone_pipeline.rs.
+    c.image_pipeline.backbone = ImageExtractor::Handcrafted;
     if cnn {
         c.image_net = ImageNetKind::Cnn { size: 16, channels: vec![4, 8] };
     }

@@ -14,7 +14,7 @@ use jdsh_trainer::cli::{self, files, plot, BarProgress};
 use jdsh_trainer::data::{self, ImageInput, PairedData, TextInput};
 use jdsh_trainer::eval::{self, EvalReport};
 use jdsh_trainer::methods::jdsh::{DsdwChoice, JointWeights};
-use jdsh_trainer::{train, DeviceChoice, Method, Model, NoProgress, TrainConfig};
+use jdsh_trainer::{train, DeviceChoice, ImageExtractor, Method, Model, NoProgress, TrainConfig};
 
 #[derive(Parser)]
 #[command(
@@ -96,6 +96,25 @@ enum OnOff {
     Off,
 }
 
+/// Feature extractor for encoded images.
+#[derive(Clone, Copy, ValueEnum)]
+enum ExtractorArg {
+    /// ImageNet-pretrained EfficientNet-Lite0, 1280-d (weights: scripts/fetch-backbone.sh).
+    #[value(name = "efficientnet-lite0")]
+    EfficientNetLite0,
+    /// Colour histograms, thumbnail and gradient orientations, 472-d.
+    Handcrafted,
+}
+
+impl From<ExtractorArg> for ImageExtractor {
+    fn from(a: ExtractorArg) -> Self {
+        match a {
+            ExtractorArg::EfficientNetLite0 => ImageExtractor::EfficientNetLite0,
+            ExtractorArg::Handcrafted => ImageExtractor::Handcrafted,
+        }
+    }
+}
+
 impl OnOff {
     fn is_on(self) -> bool {
         matches!(self, OnOff::On)
@@ -166,6 +185,9 @@ struct TrainArgs {
     /// Fraction of the pairs held out to report a MAP at the end (needs labels).
     #[arg(long, default_value_t = 0.0)]
     holdout: f64,
+    /// Feature extractor for encoded images (PNG/JPEG bytes; ignored for feature vectors).
+    #[arg(long, value_enum, default_value_t = ExtractorArg::EfficientNetLite0)]
+    image_extractor: ExtractorArg,
     #[arg(long, default_value = "model.safetensors")]
     out: PathBuf,
     /// After training, evaluate on the data set's test protocol (named data sets only).
@@ -299,6 +321,7 @@ fn run_train(a: TrainArgs) -> Result<(), String> {
     cfg.threads = a.threads;
     cfg.holdout = a.holdout;
     cfg.jdsh.dsdw = a.dsdw;
+    cfg.image_pipeline.backbone = a.image_extractor.into();
     let bench = a.data.dataset.as_deref().map(|name| data::load_dataset(name, 0)).transpose()?;
     let data = match &bench {
         Some(b) => b.train.clone(),
