@@ -186,7 +186,7 @@ struct TrainArgs {
     #[arg(long, default_value_t = 0.0)]
     holdout: f64,
     /// Feature extractor for encoded images (PNG/JPEG bytes; ignored for feature vectors).
-    #[arg(long, value_enum, default_value_t = ExtractorArg::EfficientNetLite0)]
+    #[arg(long, value_enum, default_value_t = ExtractorArg::Handcrafted)]
     image_extractor: ExtractorArg,
     #[arg(long, default_value = "model.safetensors")]
     out: PathBuf,
