@@ -395,14 +395,17 @@ fn rgb_to_hsv(r: f32, g: f32, b: f32) -> (f32, f32, f32) {
 
 /// Which extractor turns encoded images into features.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "cli", derive(clap::ValueEnum))]
 pub enum ImageExtractor {
-    /// ImageNet-pretrained EfficientNet-Lite0, 1280-d pooled features ([`crate::backbone`]).
+    /// ImageNet-pretrained EfficientNet-Lite0, 1280-d pooled features (weights:
+    /// scripts/fetch-backbone.sh).
     #[serde(rename = "efficientnet-lite0")]
+    #[cfg_attr(feature = "cli", value(name = "efficientnet-lite0"))]
     EfficientNetLite0,
-    /// The hand-crafted extractor ([`ExtractorConfig`]). Still the default: with the backbone's
-    /// features DCMH's default settings do worse on emoji (.241 / .164 vs .320 / .308 MAP@all)
-    /// while JDSH does better (.319 / .333 vs .269 / .274); the default changes when DCMH is
-    /// tuned for them.
+    /// Colour histograms, thumbnail and gradient orientations (the default).
+    // Still the default: with the backbone's features DCMH's default settings do worse on emoji
+    // (.241 / .164 vs .320 / .308 MAP@all) while JDSH does better (.319 / .333 vs .269 / .274);
+    // the default changes when DCMH is tuned for them.
     #[default]
     #[serde(rename = "handcrafted")]
     Handcrafted,
@@ -420,17 +423,6 @@ impl ImageExtractor {
 impl std::fmt::Display for ImageExtractor {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(self.name())
-    }
-}
-
-impl std::str::FromStr for ImageExtractor {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, String> {
-        match s.trim().to_ascii_lowercase().as_str() {
-            "efficientnet-lite0" | "efficientnet_lite0" => Ok(ImageExtractor::EfficientNetLite0),
-            "handcrafted" | "hand-crafted" => Ok(ImageExtractor::Handcrafted),
-            _ => Err(format!("unknown image extractor \"{s}\": use efficientnet-lite0 or handcrafted")),
-        }
     }
 }
 
@@ -509,16 +501,12 @@ pub struct ImagePipelineConfig {
     /// Settings of the hand-crafted extractor (when `backbone` is `handcrafted`).
     pub extractor: ExtractorConfig,
     /// The extractor for encoded images: `handcrafted` (default) or `efficientnet-lite0`. A
-    /// configuration stored before this field existed (older model files) reads as
+    /// configuration stored before this field existed (older model files) reads as the default,
     /// `handcrafted`, which is what those models used.
-    #[serde(default = "handcrafted")]
+    #[serde(default)]
     pub backbone: ImageExtractor,
     /// Subtract the training mean and divide by the training standard deviation per column.
     pub standardize: bool,
-}
-
-fn handcrafted() -> ImageExtractor {
-    ImageExtractor::Handcrafted
 }
 
 impl Default for ImagePipelineConfig {

@@ -190,8 +190,10 @@ fn the_handcrafted_extractor_is_still_available() {
     let back = ok(Model::from_bytes(&ok(model.to_bytes())));
     assert_eq!(ok(back.encode_image(&d.image, DeviceChoice::Cpu)), codes);
     // "handcrafted" and "efficientnet-lite0" by name (serde and FromStr).
-    assert_eq!("handcrafted".parse::<ImageExtractor>(), Ok(ImageExtractor::Handcrafted));
-    assert_eq!("efficientnet-lite0".parse::<ImageExtractor>(), Ok(ImageExtractor::EfficientNetLite0));
+    // The names users write in jdsh.train's options (and, the same, on the CLI).
+    let named = |s: &str| serde_json::from_str::<ImageExtractor>(&format!("\"{s}\"")).ok();
+    assert_eq!(named("handcrafted"), Some(ImageExtractor::Handcrafted));
+    assert_eq!(named("efficientnet-lite0"), Some(ImageExtractor::EfficientNetLite0));
     assert_eq!(serde_json::to_string(&ImageExtractor::Handcrafted).unwrap(), "\"handcrafted\"");
     // A configuration stored before the extractor choice existed reads as hand-crafted.
     let old = r#"{"extractor":{"size":32,"rgb_bins":4,"hsv_bins":[8,3,3],"thumb":8,"grid":4,"orientations":9},"standardize":true}"#;

@@ -96,25 +96,6 @@ enum OnOff {
     Off,
 }
 
-/// Feature extractor for encoded images.
-#[derive(Clone, Copy, ValueEnum)]
-enum ExtractorArg {
-    /// ImageNet-pretrained EfficientNet-Lite0, 1280-d (weights: scripts/fetch-backbone.sh).
-    #[value(name = "efficientnet-lite0")]
-    EfficientNetLite0,
-    /// Colour histograms, thumbnail and gradient orientations, 472-d.
-    Handcrafted,
-}
-
-impl From<ExtractorArg> for ImageExtractor {
-    fn from(a: ExtractorArg) -> Self {
-        match a {
-            ExtractorArg::EfficientNetLite0 => ImageExtractor::EfficientNetLite0,
-            ExtractorArg::Handcrafted => ImageExtractor::Handcrafted,
-        }
-    }
-}
-
 impl OnOff {
     fn is_on(self) -> bool {
         matches!(self, OnOff::On)
@@ -186,8 +167,8 @@ struct TrainArgs {
     #[arg(long, default_value_t = 0.0)]
     holdout: f64,
     /// Feature extractor for encoded images (PNG/JPEG bytes; ignored for feature vectors).
-    #[arg(long, value_enum, default_value_t = ExtractorArg::Handcrafted)]
-    image_extractor: ExtractorArg,
+    #[arg(long, value_enum, default_value_t = ImageExtractor::Handcrafted)]
+    image_extractor: ImageExtractor,
     #[arg(long, default_value = "model.safetensors")]
     out: PathBuf,
     /// After training, evaluate on the data set's test protocol (named data sets only).
@@ -321,7 +302,7 @@ fn run_train(a: TrainArgs) -> Result<(), String> {
     cfg.threads = a.threads;
     cfg.holdout = a.holdout;
     cfg.jdsh.dsdw = a.dsdw;
-    cfg.image_pipeline.backbone = a.image_extractor.into();
+    cfg.image_pipeline.backbone = a.image_extractor;
     let bench = a.data.dataset.as_deref().map(|name| data::load_dataset(name, 0)).transpose()?;
     let data = match &bench {
         Some(b) => b.train.clone(),
