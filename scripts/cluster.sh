@@ -11,28 +11,11 @@
 set -euo pipefail
 source "$(dirname "$0")/env.sh"
 
-# Run as the postgres user when we are root; as ourselves otherwise.
-if [ "$(id -u)" = 0 ]; then
-  PGOS_USER=postgres
-  as_pg() { runuser -u "$PGOS_USER" -- "$@"; }
-else
-  PGOS_USER=$(id -un)
-  as_pg() { "$@"; }
-fi
-
-# The cluster folder must be reachable by that user. A repo under a private home (/root) is not:
-# then the data lives in a private temporary folder and .cluster is a link to it.
-resolve_cluster_dir() {
-  if [ -e "$JDSH_CLUSTER" ]; then return; fi
-  if as_pg test -x "$ROOT" 2>/dev/null; then
-    mkdir -p "$JDSH_CLUSTER"
-  else
-    local alt
-    alt="${TMPDIR:-/tmp}/jdsh-cluster-$(printf '%s' "$ROOT" | md5sum | cut -c1-10)"
-    mkdir -p "$alt"
-    ln -sfn "$alt" "$JDSH_CLUSTER"
-  fi
-  if [ "$(id -u)" = 0 ]; then chown "$PGOS_USER" "$(readlink -f "$JDSH_CLUSTER")"; fi
+# The cluster's folder (JDSH_CLUSTER: env.sh made it a real path the server's user reaches),
+# owned by that user.
+make_cluster_dir() {
+  mkdir -p "$JDSH_CLUSTER"
+  if [ "$(id -u)" = 0 ]; then chown "$PGOS_USER" "$JDSH_CLUSTER"; fi
 }
 
 DATA="$JDSH_CLUSTER/data"
@@ -42,7 +25,7 @@ SOCK="$PGHOST"
 running() { as_pg "$PG_BIN/pg_ctl" -D "$DATA" status >/dev/null 2>&1; }
 
 start() {
-  resolve_cluster_dir
+  make_cluster_dir
   if [ ! -s "$DATA/PG_VERSION" ]; then
     echo "[cluster] initdb $DATA"
     as_pg mkdir -p "$DATA" "$SOCK"
@@ -80,6 +63,6 @@ case "${1:-start}" in
   stop) stop ;;
   status) if running; then echo "[cluster] running on port $PGPORT"; else echo "[cluster] stopped"; exit 3; fi ;;
   psql) shift; exec "$PG_BIN/psql" -h "$SOCK" -p "$PGPORT" -U postgres "$PGDATABASE" "$@" ;;
-  destroy) stop; rm -rf "$(readlink -f "$JDSH_CLUSTER")" "$JDSH_CLUSTER"; echo "[cluster] destroyed" ;;
+  destroy) stop; rm -rf "$JDSH_CLUSTER"; echo "[cluster] destroyed" ;;
   *) echo "usage: $0 start|stop|status|psql|destroy" >&2; exit 2 ;;
 esac

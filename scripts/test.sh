@@ -56,7 +56,7 @@ fi
 step "in-server tests (cargo pgrx test)"
 if [ "$(id -u)" = 0 ]; then
   # PostgreSQL refuses to run as root: the test cluster runs as the postgres user, in a folder it owns.
-  pgdata="$(readlink -f "$JDSH_CLUSTER")/pgrx-test"
+  pgdata="$JDSH_CLUSTER/pgrx-test"
   mkdir -p "$pgdata" && chown postgres "$pgdata"
   cargo pgrx test --release pg15 --runas postgres --pgdata "$pgdata/data"
 else

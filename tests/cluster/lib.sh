@@ -36,7 +36,6 @@ T0=$(date +%s)
 BG_PIDS=()          # background processes this test started (psql, pgbench, loops)
 EXTRA_DATA_DIRS=()  # further data directories this test runs (a standby)
 
-if [ "$(id -u)" = 0 ]; then as_pg() { runuser -u postgres -- "$@"; }; else as_pg() { "$@"; }; fi
 
 say() { printf '[%s %3ss] %s\n' "$TEST_NAME" "$(( $(date +%s) - T0 ))" "$*"; }
 # What the test checks: the first paragraph of its header comment (after the #! line, up to a
@@ -360,13 +359,11 @@ models_fixture() {
     [ -f "$JDSH_DATA/wikipedia/$f.csv.gz" ] || [ -f "$JDSH_DATA/wikipedia/$f.csv" ] ||
       fail "the Wikipedia data set is missing: no $JDSH_DATA/wikipedia/$f.csv.gz (JDSH_DATA='$JDSH_DATA'). It ships in the repository as data/wikipedia/{train,test}.csv.gz (provenance: data/README.md): restore it with 'git checkout -- data/wikipedia', or set JDSH_DATA to a folder with the same layout"
   done
-  # Files the server reads (pg_read_binary_file) and the CLI's inputs and outputs; by the real
-  # path (.cluster-models may be a link into /tmp when the checkout is private to its owner).
+  # Files the server reads (pg_read_binary_file) and the CLI's inputs and outputs.
   FILES="$JDSH_CLUSTER/files"
   local stamp have=""
   stamp=$(models_stamp)
   if [ -s "$JDSH_CLUSTER/data/PG_VERSION" ] && bash "$ROOT/scripts/cluster.sh" start >/dev/null 2>&1; then
-    FILES="$(readlink -f "$JDSH_CLUSTER")/files"
     have=$(q -c "SELECT f.stamp FROM models_fixture f
                   WHERE f.wiki_md5 = (SELECT md5(model) FROM jdsh.models WHERE name = 'wiki' AND version = 1)
                     AND f.dcmh_md5 = (SELECT md5(model) FROM jdsh.models WHERE name = 'dcmh' AND version = 1)" 2>/dev/null) || have=""
@@ -386,7 +383,6 @@ models_build() {
   local stamp=$1 out t0
   t0=$(date +%s)
   fresh_cluster
-  FILES="$(readlink -f "$JDSH_CLUSTER")/files"
   mkdir -p "$FILES" && chmod 755 "$FILES"
   "$JT" export --dataset wikipedia 2>"$FILES/export.err" | q -f - >/dev/null ||
     fail "cannot load the Wikipedia data set with 'jdsh-train export --dataset wikipedia' from JDSH_DATA='$JDSH_DATA': $(tail -2 "$FILES/export.err" | tr '\n' ' ')"
