@@ -13,10 +13,11 @@ PYTHON="${PYTHON:-python3}"
 # Test data sets (Wikipedia, MIRFlickr-25K; gzip CSV with provenance, data/README.md) ship in the
 # repository; JDSH_DATA points the trainer and the tests at another copy with the same layout.
 export JDSH_DATA="${JDSH_DATA:-$ROOT/data}"
-# PostgreSQL refuses to run as root: as root, the project's clusters run as the postgres user.
+# PostgreSQL refuses to run as root: as root, the project's clusters run as the postgres user,
+# from / (the current folder may be one that user cannot enter; every path given is absolute).
 if [ "$(id -u)" = 0 ]; then
   PGOS_USER=postgres
-  as_pg() { runuser -u "$PGOS_USER" -- "$@"; }
+  as_pg() { (cd / && runuser -u "$PGOS_USER" -- "$@"); }
 else
   PGOS_USER=$(id -un)
   as_pg() { "$@"; }
