@@ -53,6 +53,30 @@ bash "$ROOT/scripts/fetch-backbone.sh" >/dev/null
 [ "${1:-}" = "--deps" ] && exit 0
 
 # --- build and install the extension -------------------------------------------------------------
+# libtorch beside the extension, in <pkglibdir>/jdsh/{torch/lib,nvidia} (the layout of the wheels,
+# whose libraries find each other by $ORIGIN/../../nvidia): jdsh.so's second rpath (build.rs), used
+# when the server's user cannot enter the checkout. Hard links where the venv is on the same file
+# system (no copy), a copy otherwise; redone only when the venv's torch changed.
+install_libtorch() {
+  local dest site stamp sudo=""
+  [ "$(id -u)" = 0 ] || sudo=sudo
+  dest="$("$PG_CONFIG" --pkglibdir)/jdsh"
+  site=$("$VENV/bin/python" -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')
+  stamp="torch $TORCH_VERSION $(stat -c '%d %i %Y' "$site/torch/lib/libtorch_cpu.so")"
+  [ "$(cat "$dest/STAMP" 2>/dev/null)" = "$stamp" ] && return
+  log "installing libtorch beside the extension: $dest"
+  $sudo rm -rf "$dest.new"
+  $sudo mkdir -p "$dest.new/torch"
+  local d
+  for d in torch/lib nvidia; do
+    [ -d "$site/$d" ] || continue
+    $sudo cp -al "$site/$d" "$dest.new/$d" 2>/dev/null || { $sudo rm -rf "$dest.new/$d"; $sudo cp -a "$site/$d" "$dest.new/$d"; }
+  done
+  printf '%s\n' "$stamp" | $sudo tee "$dest.new/STAMP" >/dev/null
+  $sudo rm -rf "$dest"
+  $sudo mv "$dest.new" "$dest"
+}
+
 log "building and installing the extension (release)"
 if [ "$(id -u)" = 0 ]; then
   cargo pgrx install --release --pg-config "$PG_CONFIG" >/dev/null
@@ -60,6 +84,7 @@ else
   cargo pgrx install --release --pg-config "$PG_CONFIG" --sudo >/dev/null
 fi
 log "installed jdsh into $("$PG_CONFIG" --pkglibdir)"
+install_libtorch
 # The trainer's CLI: loads the data sets into tables (demo, tests) and trains/encodes outside SQL.
 log "building jdsh-train (release)"
 cargo build --release -q -p jdsh-trainer --bin jdsh-train
