@@ -120,6 +120,22 @@ CREATE FUNCTION jdsh.encode_table(model text, tbl regclass, input_column text, c
                                   version integer DEFAULT NULL) RETURNS bigint
     AS 'MODULE_PATHNAME', 'encode_table_wrapper' LANGUAGE C VOLATILE PARALLEL UNSAFE;
 
+-- Image features ------------------------------------------------------------------------------
+-- What an image extractor computes from PNG/JPEG bytes (efficientnet-lite0: 1280 ImageNet features;
+-- handcrafted: colour and gradient statistics), before any model's standardisation: keep them in a
+-- real[] column and train and encode from it (jdsh.train, jdsh.encode_image(model, real[])).
+-- IMMUTABLE: the weights are pinned by sha256, so the same bytes always give the same features.
+CREATE FUNCTION jdsh.image_features(image bytea, extractor text DEFAULT 'efficientnet-lite0')
+    RETURNS real[]
+    AS 'MODULE_PATHNAME', 'image_features_wrapper' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE COST 10000;
+COMMENT ON FUNCTION jdsh.image_features(bytea, text) IS
+    'image features of PNG/JPEG bytes (efficientnet-lite0: 1280-d ImageNet features, or handcrafted)';
+-- Batch form: one forward pass (on a GPU when jdsh.device allows); row i of the two-dimensional
+-- result belongs to images[i] (NULL image: a row of NULLs).
+CREATE FUNCTION jdsh.image_features(images bytea[], extractor text DEFAULT 'efficientnet-lite0')
+    RETURNS real[]
+    AS 'MODULE_PATHNAME', 'image_features_batch' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE COST 100000;
+
 -- Evaluation ----------------------------------------------------------------------------------
 
 CREATE FUNCTION jdsh.evaluate(model text, queries text, query_column text, retrieval text,

@@ -27,6 +27,7 @@ pub extern "C-unwind" fn _PG_init() {
     gucs::init();
     index::options::init();
     models::registry::init();
+    models::use_installed_backbone();
 }
 
 // The bitcode type, its operators, operator classes and casts. `bootstrap` puts it first in the

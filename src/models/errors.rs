@@ -1,6 +1,7 @@
 //! The trainer crate's errors as PostgreSQL ERRORs: one SQLSTATE per kind of mistake, and a hint
 //! where the user can do something about it.
 
+use jdsh_trainer::backbone::BackboneError;
 use jdsh_trainer::image::ImageError;
 use jdsh_trainer::text::TextError;
 use jdsh_trainer::{DeviceError, EncodeError, ModelError, TrainError};
@@ -26,7 +27,7 @@ pub fn bad_model_file(e: ModelError) -> ! {
     )
 }
 
-fn device(e: DeviceError) -> ! {
+pub fn device(e: DeviceError) -> ! {
     raise_with_hint(
         E::ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE,
         e.to_string(),
@@ -46,8 +47,18 @@ fn text(model: &str, e: TextError) -> ! {
     }
 }
 
-fn image(model: &str, e: ImageError) -> ! {
+/// An image pipeline failure; `model` names the model (or the function) in the message.
+pub fn image(model: &str, e: ImageError) -> ! {
     match e {
+        ImageError::Backbone(e) => backbone(model, *e),
+        ImageError::BackboneMismatch { .. } => raise_with_hint(
+            E::ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE,
+            format!("model \"{model}\": {e}"),
+            "Retrain the model with jdsh.train on this installation.",
+        ),
+        ImageError::UnknownBackbone { .. } => {
+            raise(E::ERRCODE_FEATURE_NOT_SUPPORTED, format!("model \"{model}\": {e}"))
+        }
         ImageError::WrongInput { .. } => {
             raise(E::ERRCODE_DATATYPE_MISMATCH, format!("model \"{model}\": {e}"))
         }
@@ -58,6 +69,23 @@ fn image(model: &str, e: ImageError) -> ! {
             raise(E::ERRCODE_DATA_EXCEPTION, format!("model \"{model}\": image {e}"))
         }
         _ => raise(E::ERRCODE_INVALID_PARAMETER_VALUE, format!("image: {e}")),
+    }
+}
+
+/// The backbone's weights missing, damaged or unreadable: the server cannot compute the features.
+fn backbone(model: &str, e: BackboneError) -> ! {
+    const HINT: &str = "Install the EfficientNet-Lite0 weights with scripts/fetch-backbone.sh (set-up runs it): \
+                        they go to the extension's share directory, <sharedir>/extension/jdsh/.";
+    match e {
+        BackboneError::Image(e) => image(model, e),
+        BackboneError::Missing { .. } | BackboneError::NoLocation => {
+            raise_with_hint(E::ERRCODE_UNDEFINED_FILE, e.to_string(), HINT)
+        }
+        BackboneError::Checksum { .. } | BackboneError::Format { .. } => {
+            raise_with_hint(E::ERRCODE_DATA_CORRUPTED, e.to_string(), HINT)
+        }
+        BackboneError::Io { .. } => raise(E::ERRCODE_IO_ERROR, e.to_string()),
+        BackboneError::Torch(_) => raise(E::ERRCODE_INTERNAL_ERROR, format!("image backbone: {e}")),
     }
 }
 

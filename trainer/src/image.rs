@@ -42,7 +42,7 @@ pub enum ImageError {
     /// The backbone could not be loaded or run (the message says why, and for missing or wrong
     /// weights that scripts/fetch-backbone.sh installs them).
     #[error("image backbone: {0}")]
-    Backbone(String),
+    Backbone(Box<crate::backbone::BackboneError>),
     /// The pipeline was fitted with backbone weights other than the ones this build pins (and
     /// checks the installed file against). Reaches callers of `Model::encode_image` as
     /// `EncodeError::Image(ImageError::BackboneMismatch { .. })`.
@@ -60,7 +60,7 @@ impl From<crate::backbone::BackboneError> for ImageError {
     fn from(e: crate::backbone::BackboneError) -> Self {
         match e {
             crate::backbone::BackboneError::Image(e) => e,
-            e => ImageError::Backbone(e.to_string()),
+            e => ImageError::Backbone(Box::new(e)),
         }
     }
 }
@@ -482,6 +482,22 @@ impl BackboneSpec {
         let x = x.lock().unwrap_or_else(|e| e.into_inner());
         Ok(x.features(images)?)
     }
+}
+
+/// Features of encoded images by `extractor`, before any standardisation: what a pipeline with
+/// that extractor computes from them (the hand-crafted ones in parallel, a backbone's in batches
+/// on `device`). `jdsh.image_features` stores them in a column, to train and encode from once.
+pub fn extract_features(
+    images: Vec<Vec<u8>>,
+    extractor: ImageExtractor,
+    device: Device,
+) -> Result<Matrix, ImageError> {
+    let encoder = match extractor {
+        ImageExtractor::Handcrafted => ImageEncoder::Handcrafted(ExtractorConfig::default()),
+        ImageExtractor::EfficientNetLite0 => ImageEncoder::Backbone(BackboneSpec::efficientnet_lite0()),
+    };
+    let pipeline = ImagePipeline { encoder, mean: None, scale: None };
+    pipeline.raw_features_on(&ImageInput::Encoded(images), device)
 }
 
 /// What the pipeline reads.

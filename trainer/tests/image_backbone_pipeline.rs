@@ -10,7 +10,9 @@ mod common;
 
 use jdsh_trainer::backbone::{weights, FeatureExtractor, FEATURE_DIM, INPUT_SIZE};
 use jdsh_trainer::data::{ImageInput, PairedData};
-use jdsh_trainer::image::{BackboneSpec, ImageEncoder, ImageError, ImagePipeline, ImagePipelineConfig};
+use jdsh_trainer::image::{
+    extract_features, BackboneSpec, ImageEncoder, ImageError, ImagePipeline, ImagePipelineConfig,
+};
 use jdsh_trainer::model::ImageFrontEnd;
 use jdsh_trainer::{
     train, DeviceChoice, EncodeError, ImageExtractor, Method, Model, NoProgress, TrainConfig, TrainError,
@@ -212,8 +214,31 @@ fn missing_weights_fail_training_with_the_fetch_hint() {
     )
     .unwrap_err();
     let img: ImageError = err.into();
+    // Typed all the way, so that the extension can give a missing file its own SQLSTATE.
+    assert!(
+        matches!(&img, ImageError::Backbone(b) if matches!(**b, jdsh_trainer::backbone::BackboneError::Missing { .. })),
+        "{img:?}"
+    );
     let train_err: TrainError = img.into();
     assert!(train_err.to_string().contains("scripts/fetch-backbone.sh"), "{train_err}");
+}
+
+#[test]
+fn extract_features_gives_what_a_pipeline_computes_before_standardising() {
+    let bytes = images(5);
+    let input = ImageInput::Encoded(bytes.clone());
+    for x in [ImageExtractor::EfficientNetLite0, ImageExtractor::Handcrafted] {
+        let cfg = ImagePipelineConfig { backbone: x, ..Default::default() };
+        let p = ok(ImagePipeline::fit(&input, &cfg));
+        let got = ok(extract_features(bytes.clone(), x, Device::Cpu));
+        assert_eq!(got, ok(p.raw_features(&input)), "{x}");
+        assert_eq!((got.rows, got.cols), (5, p.output_dim()), "{x}");
+    }
+    // A decoding error names the item.
+    let mut bad = images(3);
+    bad[1] = b"not an image".to_vec();
+    let err = extract_features(bad, ImageExtractor::EfficientNetLite0, Device::Cpu).unwrap_err();
+    assert_eq!(err, ImageError::UnknownFormat { index: 1 });
 }
 
 /// A model file written before the extractor choice existed: a hand-crafted pipeline, and no

@@ -1,11 +1,11 @@
 //! An ImageNet-pretrained image backbone: EfficientNet-Lite0 (Google's weights, 4.7M parameters),
-//! whose 1280-d pooled features are meant to replace the hand-crafted ones of [`crate::image`]
-//! as input of the image hash network (not wired in yet).
+//! whose 1280-d pooled features are the image hash network's input for encoded images when a
+//! pipeline chooses it ([`crate::image::ImageExtractor`]).
 //!
 //! - [`EfficientNetLite0`]: the network as a tch module, batched, on any [`Device`]:
 //!   [`EfficientNetLite0::features`] (`N x 1280`) and [`EfficientNetLite0::logits`] (`N x 1000`).
-//! - [`weights`]: where `efficientnet_lite0.safetensors` lives (`$JDSH_BACKBONE_DIR`, else
-//!   `$(pg_config --sharedir)/extension/jdsh/`), installed by `scripts/fetch-backbone.sh`; its
+//! - [`weights`]: where `efficientnet_lite0.safetensors` lives (`$JDSH_BACKBONE_DIR`, else the
+//!   host's share directory, else `$(pg_config --sharedir)/extension/jdsh/`), installed by `scripts/fetch-backbone.sh`; its
 //!   sha256 is checked on load.
 //! - [`FeatureExtractor`]: encoded PNG/JPEG bytes in, 1280-d features out: decoded by
 //!   [`crate::image::decode`] (RGB, transparency composited on white), resized to 224 x 224

@@ -5,7 +5,9 @@
 //! match wins:
 //!
 //! 1. `$JDSH_BACKBONE_DIR`, when set and not empty;
-//! 2. `<sharedir>/extension/jdsh/`, where `<sharedir>` is what `pg_config --sharedir` prints, asking
+//! 2. the directory given to [`set_installed_dir`]: the extension passes its server's
+//!    `<sharedir>/extension/jdsh/` (from the server's own location, no `pg_config` involved);
+//! 3. `<sharedir>/extension/jdsh/`, where `<sharedir>` is what `pg_config --sharedir` prints, asking
 //!    the `pg_config` named by `$PG_CONFIG`, then `pg_config` on `PATH`, then the `PG_CONFIG` that
 //!    was set when this crate was compiled (`scripts/env.sh` sets it; a PostgreSQL backend
 //!    usually has neither of the first two).
@@ -30,11 +32,24 @@ pub const DIR_ENV: &str = "JDSH_BACKBONE_DIR";
 /// What to do about a missing or wrong file.
 pub const FETCH_HINT: &str = "run scripts/fetch-backbone.sh";
 
+/// Where the host installed the weights (see [`set_installed_dir`]).
+static INSTALLED_DIR: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+
+/// Tells the trainer where its host installed the weights file; the first call wins. A
+/// PostgreSQL backend (the extension's `_PG_init`) passes `<sharedir>/extension/jdsh`, where
+/// set-up installs the file, so that a server without `pg_config` on its `PATH` finds it.
+pub fn set_installed_dir(dir: PathBuf) {
+    let _ = INSTALLED_DIR.set(dir);
+}
+
 /// The directory of the weights file (see the module documentation). Asks `pg_config` unless
-/// `$JDSH_BACKBONE_DIR` is set.
+/// `$JDSH_BACKBONE_DIR` is set or the host said where the file is installed.
 pub fn default_dir() -> Result<PathBuf, BackboneError> {
     if let Some(dir) = std::env::var_os(DIR_ENV).filter(|d| !d.is_empty()) {
         return Ok(PathBuf::from(dir));
+    }
+    if let Some(dir) = INSTALLED_DIR.get() {
+        return Ok(dir.clone());
     }
     let mut candidates: Vec<PathBuf> = Vec::new();
     if let Some(p) = std::env::var_os("PG_CONFIG").filter(|p| !p.is_empty()) {

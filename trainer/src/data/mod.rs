@@ -262,7 +262,7 @@ pub fn load_dataset(name: &str, seed: u64) -> Result<Benchmark, String> {
 }
 
 /// The emoji packages from [`emoji_dir`].
-pub(crate) fn emoji_set() -> Result<emoji::EmojiSet, String> {
+pub fn emoji_set() -> Result<emoji::EmojiSet, String> {
     emoji::load(&emoji_dir())
         .map_err(|e| format!("{e} (run scripts/fetch-emoji.sh to download the emoji packages)"))
 }
