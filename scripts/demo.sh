@@ -15,8 +15,8 @@ psql_ -d jdsh_demo -v ON_ERROR_STOP=1 -e -f demo/bitcodes.sql
 bash scripts/fetch-emoji.sh
 "$CARGO_TARGET_DIR/release/jdsh-train" export --dataset emoji | psql_ -d jdsh_demo -q -v ON_ERROR_STOP=1
 # Epochs sized so that the whole demo stays under 10 minutes on 2 CPU cores.
-psql_ -d jdsh_demo -v ON_ERROR_STOP=1 -v jdsh_epochs="${JDSH_DEMO_JDSH_EPOCHS:-30}" \
-      -v dcmh_epochs="${JDSH_DEMO_DCMH_EPOCHS:-30}" -e -f demo/emoji.sql
+psql_ -d jdsh_demo -v ON_ERROR_STOP=1 -v jdsh_epochs="${JDSH_DEMO_JDSH_EPOCHS:-50}" \
+      -v dcmh_epochs="${JDSH_DEMO_DCMH_EPOCHS:-60}" -e -f demo/emoji.sql
 echo
 echo "The cluster keeps running. Connect with: psql -h $PGHOST -p $PGPORT -U postgres jdsh_demo"
 echo "Stop it with: scripts/cluster.sh stop"

@@ -52,9 +52,14 @@ pub static THREADS: GucSetting<i32> = GucSetting::<i32>::new(1);
 /// Applies `jdsh.threads` to libtorch (when > 0) and returns it as the trainer's
 /// `TrainConfig::threads` (None = libtorch's default).
 fn apply_threads() -> Option<usize> {
+    // What this backend last gave libtorch: set again only on a change, since the per-row
+    // functions come here once per row.
+    static APPLIED: std::sync::atomic::AtomicI32 = std::sync::atomic::AtomicI32::new(0);
     let n = THREADS.get();
-    if n > 0 {
-        tch::set_num_threads(n);
+    // 0 = one per core (libtorch's own default, restored after another value).
+    let threads = if n > 0 { n } else { std::thread::available_parallelism().map_or(1, |c| c.get() as i32) };
+    if APPLIED.swap(threads, std::sync::atomic::Ordering::Relaxed) != threads {
+        tch::set_num_threads(threads);
     }
     (n > 0).then_some(n as usize)
 }
@@ -83,8 +88,11 @@ fn device() -> DeviceChoice {
 // An explicit CUDA device that is not there is an error (55000) from the trainer, never a silent
 // fall-back. The GUC lists cuda:0 .. cuda:7 (`cuda` = cuda:0); the trainer's CLI takes any index.
 
-/// Device for the encoders called once per item.
+/// Device for the encoders called once per item, with `jdsh.threads` applied to libtorch (a
+/// per-row image runs the backbone through it; left at libtorch's default of one thread per
+/// core, it would also give other floating-point roundings than the batch forms).
 pub fn row_device() -> DeviceChoice {
+    apply_threads();
     match device() {
         DeviceChoice::Auto => DeviceChoice::Cpu,
         d => d,

@@ -38,21 +38,23 @@ shape=$(q -F ' ' -c "SELECT min(array_length(f, 1)), max(array_length(f, 1)), mi
 read -r fmin fmax hmin hmax nd <<<"$shape"
 [ "$fmin $fmax $nd" = "1280 1280 0" ] || soft_fail "efficientnet-lite0 features are not 1280-d vectors: lengths $fmin..$fmax, $nd not one-dimensional"
 [ "$hmin" = "$hmax" ] && [ "$hmin" -gt 0 ] && [ "$hmin" != 1280 ] || soft_fail "hand-crafted features have lengths $hmin..$hmax"
-range=$(q -F ' ' -c "SELECT min(v), max(v), count(*) FILTER (WHERE v = 'NaN' OR v IN ('Infinity', '-Infinity')),
-                            count(DISTINCT f) FROM ef, unnest(f) v")
-read -r vmin vmax nonfinite distinct <<<"$range"
+range=$(q -F ' ' -c "SELECT min(v), max(v), count(*) FILTER (WHERE v = 'NaN' OR v IN ('Infinity', '-Infinity'))
+                       FROM ef, unnest(f) v")
+read -r vmin vmax nonfinite <<<"$range"
 [ "$nonfinite" = 0 ] && above "$vmin" 0 && above 6 "$vmax" || soft_fail "features outside ReLU6's [0, 6] or not finite: min $vmin, max $vmax, $nonfinite not finite"
 say "features: 1280-d, values $vmin..$vmax; hand-crafted: $hmin-d; $per_s images/s (backbone)"
 
-# The batch form: one call over 40 images (two of them NULL) gives the per-row features, row by row.
-batch=$(q -c "WITH b AS (SELECT array_agg(CASE WHEN id % 20 = 3 THEN NULL ELSE png END ORDER BY id) AS imgs,
-                                array_agg(CASE WHEN id % 20 = 3 THEN NULL ELSE f END ORDER BY id) AS rows
-                           FROM (SELECT * FROM ef WHERE vendor = 'facebook' ORDER BY id LIMIT 40) s),
-                   r AS (SELECT jdsh.image_features(imgs) AS m, rows FROM b)
+# The batch form: one call over 40 images (four of them NULL) gives the per-row features, row by row.
+batch=$(q -c "WITH s AS (SELECT row_number() OVER (ORDER BY id) AS i, png, f
+                           FROM ef WHERE vendor = 'facebook' ORDER BY id LIMIT 40),
+                   b AS (SELECT jdsh.image_features(array_agg(CASE WHEN i % 10 = 3 THEN NULL ELSE png END ORDER BY i)) AS m
+                           FROM s)
               SELECT array_length(m, 1), array_length(m, 2),
-                     (SELECT count(*) FROM generate_subscripts(rows, 1) i
-                       WHERE (rows[i] IS NULL AND m[i:i][1:1280] = array_fill(NULL::real, ARRAY[1, 1280]))
-                          OR m[i:i][1:1280] = ARRAY[rows[i]]) FROM r")
+                     (SELECT count(*) FROM s
+                       WHERE CASE WHEN i % 10 = 3
+                                  THEN (SELECT bool_and(x IS NULL) FROM unnest(m[i:i][1:1280]) x)
+                                  ELSE (SELECT array_agg(x) FROM unnest(m[i:i][1:1280]) x) = f END)
+                FROM b")
 [ "$batch" = "40|1280|40" ] || soft_fail "the batch form over 40 images (NULLs included) differs from the per-row features: rows|cols|matching = $batch"
 [ "$(q -c "SELECT coalesce(array_length(jdsh.image_features('{}'::bytea[]), 1), 0)")" = 0 ] || soft_fail "an empty batch does not give an empty array"
 [ "$(q -c "SELECT jdsh.image_features(NULL::bytea) IS NULL")" = t ] || soft_fail "NULL in, not NULL out"
@@ -82,12 +84,13 @@ above "$f_i2t" 0.15 && above "$f_t2i" 0.15 || soft_fail "MAP@all with ImageNet f
 
 # A new image through the stored-feature model: its code from jdsh.image_features(png) equals the
 # code of its stored features.
-same=$(q -c "SELECT bool_and(jdsh.encode_image('ef_f', jdsh.image_features(png)) = jdsh.encode_image('ef_f', f))
-               FROM ef WHERE vendor = 'facebook' AND id % 10 = 0")
+same=$(q -c "SELECT count(*) > 40 AND bool_and(jdsh.encode_image('ef_f', jdsh.image_features(png)) = jdsh.encode_image('ef_f', f))
+               FROM ef WHERE vendor = 'facebook' AND id % 7 = 0")
 [ "$same" = t ] || soft_fail "encode_image(model, image_features(png)) differs from encoding the stored features"
 
 say "bad image bytes: SQLSTATE and time"
-big_png="'\\x89504e470d0a1a0a0000000d49484452000186a0000186a0080200000027309c9f'::bytea"
+# A valid PNG (header, one small compressed block, end) whose header declares 100000 x 100000 pixels.
+big_png="'\\x89504e470d0a1a0a0000000d49484452000186a0000186a0080200000027309c9f0000000c49444154789c6360a00c000000400001b7347cef0000000049454e44ae426082'::bytea"
 expect_error 22P03 "truncated PNG" "SELECT jdsh.image_features(substring(png FROM 1 FOR 200)) FROM ef LIMIT 1;"
 expect_error 22P03 "PNG header declaring 100000x100000 pixels" "SELECT jdsh.image_features($big_png);"
 expect_error 22P03 "not an image" "SELECT jdsh.image_features('\\xdeadbeef'::bytea);"
@@ -95,14 +98,17 @@ expect_error 22P03 "truncated JPEG" "SELECT jdsh.image_features('\\xffd8ffe00010
 expect_error 22P03 "a bad image in a batch" "SELECT jdsh.image_features(ARRAY[png, '\\x00'::bytea]) FROM ef LIMIT 1;"
 expect_error 22023 "unknown extractor" "SELECT jdsh.image_features(png, 'resnet') FROM ef LIMIT 1;"
 run_errors
-ms=$(q -c "DO \$\$ DECLARE t timestamptz; BEGIN
+# Time per refusal, after one call (which loads what the backend loads once).
+ms=$(q -c "SET client_min_messages = notice" -c "DO \$\$ DECLARE t timestamptz; BEGIN
+             BEGIN PERFORM jdsh.image_features($big_png);
+             EXCEPTION WHEN invalid_binary_representation THEN NULL; END;
              t := clock_timestamp();
              FOR i IN 1..20 LOOP
                BEGIN PERFORM jdsh.image_features($big_png);
                EXCEPTION WHEN invalid_binary_representation THEN NULL; END;
              END LOOP;
              RAISE NOTICE 'ms %', round(extract(epoch FROM clock_timestamp() - t) * 1000 / 20, 2);
-           END \$\$" 2>&1 | grep -oE 'ms [0-9.]+' | cut -c4-)
+           END \$\$" 2>&1 | grep -oE 'ms [0-9.]+' | cut -c4- || true)
 above 50 "${ms:-999}" || soft_fail "a PNG declaring 100000x100000 pixels took ${ms:-?} ms to refuse"
 say "$ERRORS_CHECKED error checks; the 100000x100000 PNG is refused in $ms ms"
 finish

@@ -67,7 +67,7 @@ impl From<crate::backbone::BackboneError> for ImageError {
 
 impl ImageError {
     /// The same error for item `index` of a batch (decoding errors carry the item's position).
-    fn at(self, index: usize) -> Self {
+    pub(crate) fn at(self, index: usize) -> Self {
         match self {
             ImageError::UnknownFormat { .. } => ImageError::UnknownFormat { index },
             ImageError::Decode { format, msg, .. } => ImageError::Decode { index, format, msg },
@@ -269,13 +269,27 @@ pub fn decode_rgb(bytes: &[u8], size: usize) -> Result<Vec<f32>, ImageError> {
     Ok(chw)
 }
 
+/// `f` over each of a batch of encoded images; an error names the item's position, counted from
+/// `first`. Several images run in parallel (rayon); one runs on the calling thread, because
+/// handing it to the pool only adds a wake-up of a pool thread, which costs milliseconds when
+/// the cores are busy, on every row of a backend's `UPDATE ... SET f = jdsh.image_features(png)`.
+pub(crate) fn per_image<B, T, F>(images: &[B], first: usize, f: F) -> Result<Vec<T>, ImageError>
+where
+    B: AsRef<[u8]> + Sync,
+    T: Send,
+    F: Fn(&[u8]) -> Result<T, ImageError> + Sync,
+{
+    let one = |(i, b): (usize, &B)| f(b.as_ref()).map_err(|e| e.at(first + i));
+    if images.len() <= 1 {
+        images.iter().enumerate().map(one).collect()
+    } else {
+        images.par_iter().enumerate().map(one).collect()
+    }
+}
+
 /// [`decode_rgb`] over a batch, in parallel: a `len x (3 * size * size)` matrix.
 pub fn decode_rgb_batch(images: &[Vec<u8>], size: usize) -> Result<Matrix, ImageError> {
-    let rows: Vec<Vec<f32>> = images
-        .par_iter()
-        .enumerate()
-        .map(|(i, b)| decode_rgb(b, size).map_err(|e| e.at(i)))
-        .collect::<Result<_, _>>()?;
+    let rows = per_image(images, 0, |b| decode_rgb(b, size))?;
     Ok(Matrix::new(rows.len(), 3 * size * size, rows.concat()))
 }
 
@@ -398,20 +412,23 @@ fn rgb_to_hsv(r: f32, g: f32, b: f32) -> (f32, f32, f32) {
 #[cfg_attr(feature = "cli", derive(clap::ValueEnum))]
 pub enum ImageExtractor {
     /// ImageNet-pretrained EfficientNet-Lite0, 1280-d pooled features (weights:
-    /// scripts/fetch-backbone.sh).
+    /// scripts/fetch-backbone.sh): the default. Images are found by what they show, not by colour.
+    #[default]
     #[serde(rename = "efficientnet-lite0")]
     #[cfg_attr(feature = "cli", value(name = "efficientnet-lite0"))]
     EfficientNetLite0,
-    /// Colour histograms, thumbnail and gradient orientations (the default).
-    // Still the default: with the backbone's features DCMH's default settings do worse on emoji
-    // (.241 / .164 vs .320 / .308 MAP@all) while JDSH does better (.319 / .333 vs .269 / .274);
-    // the default changes when DCMH is tuned for them.
-    #[default]
+    /// Colour histograms, thumbnail and gradient orientations: no network, no weights.
     #[serde(rename = "handcrafted")]
     Handcrafted,
 }
 
 impl ImageExtractor {
+    /// What a stored configuration without the field means: it was written before the choice
+    /// existed, when the hand-crafted extractor was the only one.
+    pub fn before_the_choice() -> Self {
+        ImageExtractor::Handcrafted
+    }
+
     pub fn name(self) -> &'static str {
         match self {
             ImageExtractor::EfficientNetLite0 => BackboneSpec::EFFICIENTNET_LITE0,
@@ -516,10 +533,10 @@ pub enum ImageEncoder {
 pub struct ImagePipelineConfig {
     /// Settings of the hand-crafted extractor (when `backbone` is `handcrafted`).
     pub extractor: ExtractorConfig,
-    /// The extractor for encoded images: `handcrafted` (default) or `efficientnet-lite0`. A
-    /// configuration stored before this field existed (older model files) reads as the default,
-    /// `handcrafted`, which is what those models used.
-    #[serde(default)]
+    /// The extractor for encoded images: `efficientnet-lite0` (default) or `handcrafted`. A
+    /// configuration stored before this field existed (older model files) reads as `handcrafted`,
+    /// which is what those models used.
+    #[serde(default = "ImageExtractor::before_the_choice")]
     pub backbone: ImageExtractor,
     /// Subtract the training mean and divide by the training standard deviation per column.
     pub standardize: bool,
@@ -636,11 +653,7 @@ impl ImagePipeline {
                 Ok(m.clone())
             }
             (ImageEncoder::Handcrafted(cfg), ImageInput::Encoded(images)) => {
-                let rows: Vec<Vec<f32>> = images
-                    .par_iter()
-                    .enumerate()
-                    .map(|(i, b)| decode(b).map(|img| cfg.extract(&img)).map_err(|e| e.at(i)))
-                    .collect::<Result<_, _>>()?;
+                let rows = per_image(images, 0, |b| decode(b).map(|img| cfg.extract(&img)))?;
                 Ok(Matrix::new(rows.len(), cfg.dim(), rows.concat()))
             }
             (ImageEncoder::Backbone(spec), ImageInput::Encoded(images)) => {

@@ -1,5 +1,5 @@
-//! The image pipeline with the pretrained EfficientNet-Lite0 backbone (chosen by name; the
-//! hand-crafted extractor stays the default until DCMH is tuned for these features): its features are the extractor's, standardised; a model trained from PNG bytes
+//! The image pipeline with the pretrained EfficientNet-Lite0 backbone (the default for encoded
+//! images): its features are the extractor's, standardised; a model trained from PNG bytes
 //! records the backbone and round-trips through the model file; a model recorded with other
 //! weights is refused with a typed error; the hand-crafted extractor is still available.
 //!
@@ -71,8 +71,8 @@ fn ok<T, E: std::fmt::Display>(r: Result<T, E>) -> T {
 
 #[test]
 fn the_backbone_gives_the_extractors_features_standardised() {
-    assert_eq!(ImagePipelineConfig::default().backbone, ImageExtractor::Handcrafted);
-    assert_eq!(TrainConfig::defaults(Method::Jdsh, 64).image_pipeline.backbone, ImageExtractor::Handcrafted);
+    assert_eq!(ImagePipelineConfig::default().backbone, ImageExtractor::EfficientNetLite0);
+    assert_eq!(TrainConfig::defaults(Method::Jdsh, 64).image_pipeline.backbone, ImageExtractor::EfficientNetLite0);
     let backbone = ImagePipelineConfig { backbone: ImageExtractor::EfficientNetLite0, ..Default::default() };
     let bytes = images(6);
     let input = ImageInput::Encoded(bytes.clone());

@@ -20,7 +20,6 @@ pub mod weights;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
-use rayon::prelude::*;
 use tch::{Device, Kind, Tensor};
 
 use crate::data::Matrix;
@@ -100,16 +99,6 @@ pub fn input_tensor(img: &RgbImage) -> Tensor {
     let (h, w) = (img.height as i64, img.width as i64);
     let x = Tensor::from_slice(&img.data).view([1, h, w, 3]).permute([0, 3, 1, 2]) * 255.0;
     normalize(&resize_to_input(&x)).contiguous()
-}
-
-/// The same error for item `index` of a batch.
-fn at(e: ImageError, index: usize) -> ImageError {
-    match e {
-        ImageError::UnknownFormat { .. } => ImageError::UnknownFormat { index },
-        ImageError::Decode { format, msg, .. } => ImageError::Decode { index, format, msg },
-        ImageError::BadSize { width, height, .. } => ImageError::BadSize { index, width, height },
-        e => e,
-    }
 }
 
 /// Encoded images (PNG/JPEG bytes) to 1280-d EfficientNet-Lite0 features.
@@ -192,11 +181,7 @@ impl FeatureExtractor {
 
     /// [`Self::pixels`] for items numbered from `first` in errors.
     fn pixels_from<B: AsRef<[u8]> + Sync>(images: &[B], first: usize) -> Result<Tensor, BackboneError> {
-        let decoded: Vec<RgbImage> = images
-            .par_iter()
-            .enumerate()
-            .map(|(i, b)| image::decode(b.as_ref()).map_err(|e| at(e, first + i)))
-            .collect::<Result<_, _>>()?;
+        let decoded: Vec<RgbImage> = image::per_image(images, first, image::decode)?;
         if decoded.is_empty() {
             return Ok(Tensor::zeros([0, 3, INPUT_SIZE, INPUT_SIZE], (Kind::Float, Device::Cpu)));
         }

@@ -167,7 +167,7 @@ struct TrainArgs {
     #[arg(long, default_value_t = 0.0)]
     holdout: f64,
     /// Feature extractor for encoded images (PNG/JPEG bytes; ignored for feature vectors).
-    #[arg(long, value_enum, default_value_t = ImageExtractor::Handcrafted)]
+    #[arg(long, value_enum, default_value_t = ImageExtractor::default())]
     image_extractor: ImageExtractor,
     #[arg(long, default_value = "model.safetensors")]
     out: PathBuf,
