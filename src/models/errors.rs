@@ -74,7 +74,8 @@ pub fn image(model: &str, e: ImageError) -> ! {
 
 /// The backbone's weights missing, damaged or unreadable: the server cannot compute the features.
 fn backbone(model: &str, e: BackboneError) -> ! {
-    const HINT: &str = "Install the EfficientNet-Lite0 weights with scripts/fetch-backbone.sh (set-up runs it): \
+    const HINT: &str =
+        "Install the EfficientNet-Lite0 weights with scripts/fetch-backbone.sh (set-up runs it): \
                         they go to the extension's share directory, <sharedir>/extension/jdsh/.";
     match e {
         BackboneError::Image(e) => image(model, e),

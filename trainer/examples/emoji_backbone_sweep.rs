@@ -59,7 +59,11 @@ fn main() {
             features(&x, &proto.image_to_text.query),
             features(&x, &proto.text_to_image.retrieval),
         ];
-        eprintln!("extracted {} images in {:.0} s", m.iter().map(|m| m.rows).sum::<usize>(), t0.elapsed().as_secs_f64());
+        eprintln!(
+            "extracted {} images in {:.0} s",
+            m.iter().map(|m| m.rows).sum::<usize>(),
+            t0.elapsed().as_secs_f64()
+        );
         let mut f = std::io::BufWriter::new(std::fs::File::create(&cache).unwrap());
         m.iter().for_each(|m| write_matrix(&mut f, m));
         m
@@ -71,8 +75,8 @@ fn main() {
 
     for arg in std::env::args().skip(1) {
         let over: serde_json::Value = serde_json::from_str(&arg).expect("a JSON object");
-        let method: Method = serde_json::from_value(over.get("method").cloned().unwrap_or("dcmh".into()))
-            .expect("method");
+        let method: Method =
+            serde_json::from_value(over.get("method").cloned().unwrap_or("dcmh".into())).expect("method");
         let mut cfg = serde_json::to_value(TrainConfig::defaults(method, 64)).unwrap();
         merge(&mut cfg, &over);
         let mut cfg: TrainConfig = serde_json::from_value(cfg).expect("a TrainConfig");

@@ -72,7 +72,10 @@ fn ok<T, E: std::fmt::Display>(r: Result<T, E>) -> T {
 #[test]
 fn the_backbone_gives_the_extractors_features_standardised() {
     assert_eq!(ImagePipelineConfig::default().backbone, ImageExtractor::EfficientNetLite0);
-    assert_eq!(TrainConfig::defaults(Method::Jdsh, 64).image_pipeline.backbone, ImageExtractor::EfficientNetLite0);
+    assert_eq!(
+        TrainConfig::defaults(Method::Jdsh, 64).image_pipeline.backbone,
+        ImageExtractor::EfficientNetLite0
+    );
     let backbone = ImagePipelineConfig { backbone: ImageExtractor::EfficientNetLite0, ..Default::default() };
     let bytes = images(6);
     let input = ImageInput::Encoded(bytes.clone());
