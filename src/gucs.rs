@@ -55,9 +55,16 @@ fn apply_threads() -> Option<usize> {
     // What this backend last gave libtorch: set again only on a change, since the per-row
     // functions come here once per row.
     static APPLIED: std::sync::atomic::AtomicI32 = std::sync::atomic::AtomicI32::new(0);
+    // The core count, read once: available_parallelism reads the affinity mask and the cgroup
+    // quota files on every call, too much for once per row.
+    static CORES: std::sync::OnceLock<i32> = std::sync::OnceLock::new();
     let n = THREADS.get();
     // 0 = one per core (libtorch's own default, restored after another value).
-    let threads = if n > 0 { n } else { std::thread::available_parallelism().map_or(1, |c| c.get() as i32) };
+    let threads = if n > 0 {
+        n
+    } else {
+        *CORES.get_or_init(|| std::thread::available_parallelism().map_or(1, |c| c.get() as i32))
+    };
     if APPLIED.swap(threads, std::sync::atomic::Ordering::Relaxed) != threads {
         tch::set_num_threads(threads);
     }

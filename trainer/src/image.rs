@@ -509,10 +509,7 @@ pub fn extract_features(
     extractor: ImageExtractor,
     device: Device,
 ) -> Result<Matrix, ImageError> {
-    let encoder = match extractor {
-        ImageExtractor::Handcrafted => ImageEncoder::Handcrafted(ExtractorConfig::default()),
-        ImageExtractor::EfficientNetLite0 => ImageEncoder::Backbone(BackboneSpec::efficientnet_lite0()),
-    };
+    let encoder = ImageEncoder::for_encoded(extractor, &ExtractorConfig::default());
     let pipeline = ImagePipeline { encoder, mean: None, scale: None };
     pipeline.raw_features_on(&ImageInput::Encoded(images), device)
 }
@@ -526,6 +523,16 @@ pub enum ImageEncoder {
     Handcrafted(ExtractorConfig),
     /// Encoded PNG/JPEG bytes through a pretrained backbone.
     Backbone(BackboneSpec),
+}
+
+impl ImageEncoder {
+    /// The encoder for encoded images through `extractor` (`handcrafted` with the settings `cfg`).
+    fn for_encoded(extractor: ImageExtractor, cfg: &ExtractorConfig) -> Self {
+        match extractor {
+            ImageExtractor::Handcrafted => ImageEncoder::Handcrafted(cfg.clone()),
+            ImageExtractor::EfficientNetLite0 => ImageEncoder::Backbone(BackboneSpec::efficientnet_lite0()),
+        }
+    }
 }
 
 /// Settings of [`ImagePipeline::fit`]; `backbone` and `extractor` are used only for encoded images.
@@ -573,14 +580,9 @@ impl ImagePipeline {
         cfg: &ImagePipelineConfig,
         device: Device,
     ) -> Result<(ImagePipeline, Matrix, Matrix), ImageError> {
-        let encoder = match (input, cfg.backbone) {
-            (ImageInput::Features(m), _) => ImageEncoder::Features { dim: m.cols },
-            (ImageInput::Encoded(_), ImageExtractor::Handcrafted) => {
-                ImageEncoder::Handcrafted(cfg.extractor.clone())
-            }
-            (ImageInput::Encoded(_), ImageExtractor::EfficientNetLite0) => {
-                ImageEncoder::Backbone(BackboneSpec::efficientnet_lite0())
-            }
+        let encoder = match input {
+            ImageInput::Features(m) => ImageEncoder::Features { dim: m.cols },
+            ImageInput::Encoded(_) => ImageEncoder::for_encoded(cfg.backbone, &cfg.extractor),
         };
         let mut p = ImagePipeline { encoder, mean: None, scale: None };
         let raw = p.raw_features_on(input, device)?;
