@@ -146,6 +146,25 @@ CREATE FUNCTION jdsh.evaluate(model text, queries text, query_column text, retri
 COMMENT ON FUNCTION jdsh.evaluate(text, text, text, text, text, text, integer[], text, integer) IS
     'MAP@all, MAP@k, precision@k and precision within radius 2 of a model on labelled query and retrieval relations';
 
+-- Report page ---------------------------------------------------------------------------------
+
+-- What models find, as one self-contained HTML page (pictures inline, SVG charts, no script, no
+-- network): for each text query the top k pictures of `images` per model, side by side; for each
+-- picture named in image_queries (by its caption) the nearest texts of `texts`; and, for each
+-- direction of an evaluation protocol (jdsh.evaluate's arguments as JSON), MAP@all and the
+-- precision-recall curves. Write it from psql:
+--   psql -XAtq -o page.html -c "SELECT jdsh.report('{my_model}', 'my_table', 'png', 'name', '{red fruit,cat}')"
+CREATE FUNCTION jdsh.report(models text[], images text, image text, caption text,
+                            queries text[] DEFAULT '{}', k integer DEFAULT 8,
+                            encode text DEFAULT NULL, codes text[] DEFAULT NULL,
+                            texts text DEFAULT NULL, text_column text DEFAULT NULL,
+                            image_queries text[] DEFAULT '{}', evaluation jsonb DEFAULT NULL,
+                            title text DEFAULT 'jdsh: what the models find')
+    RETURNS text
+    AS 'MODULE_PATHNAME', 'report_wrapper' LANGUAGE C VOLATILE PARALLEL UNSAFE;
+COMMENT ON FUNCTION jdsh.report(text[], text, text, text, text[], integer, text, text[], text, text, text[], jsonb, text) IS
+    'an HTML page showing the pictures and texts models find for queries, with MAP and precision-recall curves';
+
 -- Registry helpers ----------------------------------------------------------------------------
 
 CREATE FUNCTION jdsh.list_models()

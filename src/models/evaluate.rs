@@ -13,7 +13,7 @@ use super::source::{self, Input, LabelMap};
 use super::{errors, registry};
 use crate::fmgr::{raise, raise_with_hint};
 
-fn encode(model: &Model, name: &str, input: Input, column: &str, image: bool) -> Vec<Code> {
+pub(super) fn encode(model: &Model, name: &str, input: Input, column: &str, image: bool) -> Vec<Code> {
     let device = crate::gucs::batch_device();
     let codes = if image {
         model.encode_image(&input.into_image(column), device)
@@ -44,6 +44,50 @@ fn query_is_image(direction: Option<&str>, q: &Input, r: &Input) -> bool {
     }
 }
 
+/// One direction of an evaluation protocol: a labelled query relation against a labelled
+/// retrieval relation (as `jdsh.evaluate` takes them; `jdsh.report` reads a list of them from JSON).
+#[derive(Debug, Clone, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Protocol {
+    pub queries: String,
+    pub query_column: String,
+    pub retrieval: String,
+    pub retrieval_column: String,
+    pub labels: String,
+    #[serde(default)]
+    pub direction: Option<String>,
+}
+
+/// Encodes both sides of `spec` with the model and measures Hamming ranking quality (with the
+/// precision-recall curve).
+pub fn measure(
+    model: &str,
+    version: Option<i32>,
+    spec: &Protocol,
+    map_ks: &[usize],
+    p_ks: &[usize],
+) -> eval::Report {
+    let m = registry::load(model, version);
+    let mut map = LabelMap::default();
+    let labels = spec.labels.as_str();
+    let mut q = source::read(&spec.queries, &[&spec.query_column], Some(labels), &mut map);
+    let mut r = source::read(&spec.retrieval, &[&spec.retrieval_column], Some(labels), &mut map);
+    if q.rows == 0 || r.rows == 0 {
+        raise(
+            E::ERRCODE_INVALID_PARAMETER_VALUE,
+            format!("cannot evaluate with {} queries and {} retrieval items", q.rows, r.rows),
+        );
+    }
+    let (qi, ri) = (q.inputs.pop().expect("one column"), r.inputs.pop().expect("one column"));
+    let image_queries = query_is_image(spec.direction.as_deref(), &qi, &ri);
+    let qc = encode(&m, model, qi, &spec.query_column, image_queries);
+    let rc = encode(&m, model, ri, &spec.retrieval_column, !image_queries);
+    let ql = map.labels(q.labels.take().unwrap_or_default());
+    let rl = map.labels(r.labels.take().unwrap_or_default());
+    eval::evaluate_codes(&qc, &rc, &ql, &rl, map_ks, p_ks)
+        .unwrap_or_else(|e| raise(E::ERRCODE_INVALID_PARAMETER_VALUE, e.to_string()))
+}
+
 #[allow(clippy::too_many_arguments)]
 #[pg_extern(sql = false)]
 fn evaluate(
@@ -68,24 +112,15 @@ fn evaluate(
             }
         })
         .collect();
-    let m = registry::load(model, version);
-    let mut map = LabelMap::default();
-    let mut q = source::read(queries, &[query_column], Some(labels), &mut map);
-    let mut r = source::read(retrieval, &[retrieval_column], Some(labels), &mut map);
-    if q.rows == 0 || r.rows == 0 {
-        raise(
-            E::ERRCODE_INVALID_PARAMETER_VALUE,
-            format!("cannot evaluate with {} queries and {} retrieval items", q.rows, r.rows),
-        );
-    }
-    let (qi, ri) = (q.inputs.pop().expect("one column"), r.inputs.pop().expect("one column"));
-    let image_queries = query_is_image(direction, &qi, &ri);
-    let qc = encode(&m, model, qi, query_column, image_queries);
-    let rc = encode(&m, model, ri, retrieval_column, !image_queries);
-    let ql = map.labels(q.labels.take().unwrap_or_default());
-    let rl = map.labels(r.labels.take().unwrap_or_default());
-    let report = eval::evaluate_codes(&qc, &rc, &ql, &rl, &ks, &ks)
-        .unwrap_or_else(|e| raise(E::ERRCODE_INVALID_PARAMETER_VALUE, e.to_string()));
+    let spec = Protocol {
+        queries: queries.into(),
+        query_column: query_column.into(),
+        retrieval: retrieval.into(),
+        retrieval_column: retrieval_column.into(),
+        labels: labels.into(),
+        direction: direction.map(str::to_string),
+    };
+    let report = measure(model, version, &spec, &ks, &ks);
     let mut rows = vec![("map".to_string(), None, report.map_all)];
     rows.extend(report.map_at.iter().map(|&(k, v)| ("map".to_string(), Some(k as i32), v)));
     rows.extend(report.precision_at.iter().map(|&(k, v)| ("precision".to_string(), Some(k as i32), v)));

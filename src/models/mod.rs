@@ -1,7 +1,8 @@
 //! Models in the database: the `jdsh.models` registry with its per-backend cache, training from
 //! a table or query (`jdsh.train`), the encoders (`jdsh.encode_*`), image features
-//! (`jdsh.image_features`) and evaluation (`jdsh.evaluate`). The learning itself is the `jdsh-trainer` crate; this module only moves
-//! data between SPI and it and turns its errors into SQLSTATEs. SQL declarations, privileges and
+//! (`jdsh.image_features`), evaluation (`jdsh.evaluate`) and the report page (`jdsh.report`).
+//! The learning itself is the `jdsh-trainer` crate; this module only moves data between SPI and
+//! it and turns its errors into SQLSTATEs. SQL declarations, privileges and
 //! row-level security: `sql/models.sql`.
 
 mod encode;
@@ -9,6 +10,7 @@ mod errors;
 mod evaluate;
 mod features;
 pub mod registry;
+mod report;
 mod source;
 mod train;
 

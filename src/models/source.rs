@@ -25,6 +25,7 @@ use crate::fmgr::{float_array, raise, raise_with_hint};
 const FETCH: i64 = 1000;
 
 /// One input column as read.
+#[derive(Clone)]
 pub enum Input {
     Features(Matrix),
     Bytes(Vec<Vec<u8>>),

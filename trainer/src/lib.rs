@@ -13,6 +13,7 @@
 //! - [`error`], [`progress`]: what training returns and reports.
 //! - [`train`](mod@train): the driver, validate -> prepare -> run the method -> assemble the model.
 //! - [`eval`]: retrieval metrics, and a model on a benchmark.
+//! - [`report`]: what models find and how well, rendered as one self-contained HTML page.
 //! - `cli` (feature `cli`, on by default; the extension links the library without it): the pieces
 //!   of the `jdsh-train` command.
 
@@ -31,6 +32,7 @@ pub mod model;
 pub mod nets;
 mod prepare;
 pub mod progress;
+pub mod report;
 pub mod text;
 mod torch;
 pub mod train;
