@@ -17,6 +17,11 @@ bash scripts/fetch-emoji.sh
 # Epochs sized so that the whole demo stays under 10 minutes on 2 CPU cores.
 psql_ -d jdsh_demo -v ON_ERROR_STOP=1 -v jdsh_epochs="${JDSH_DEMO_JDSH_EPOCHS:-50}" \
       -v dcmh_epochs="${JDSH_DEMO_DCMH_EPOCHS:-60}" -e -f demo/emoji.sql
+# Part 3: the answers as a page of pictures, with MAP and precision-recall curves.
+mkdir -p "$ROOT/.demo"
+report_page="$ROOT/.demo/report.html"
+psql_ -d jdsh_demo -qAt -v ON_ERROR_STOP=1 -o "$report_page" -f demo/report.sql
 echo
+echo "The answers as pictures: open $report_page in a browser (one file, no network needed)."
 echo "The cluster keeps running. Connect with: psql -h $PGHOST -p $PGPORT -U postgres jdsh_demo"
 echo "Stop it with: scripts/cluster.sh stop"

@@ -58,6 +58,17 @@ pub fn raise(code: PgSqlErrorCode, message: impl Into<String>) -> ! {
     pgrx::ereport!(ERROR, code, message.into());
 }
 
+/// The value of a required argument of a function that is not STRICT (because other arguments
+/// default to NULL): a NULL is a 22004 error naming the argument, not pgrx's internal XX000.
+pub fn required<T>(value: Option<T>, argument: &str) -> T {
+    value.unwrap_or_else(|| {
+        raise(
+            PgSqlErrorCode::ERRCODE_NULL_VALUE_NOT_ALLOWED,
+            format!("argument \"{argument}\" must not be NULL"),
+        )
+    })
+}
+
 /// Raises an ERROR with a hint telling the user what to do.
 pub fn raise_with_hint(code: PgSqlErrorCode, message: impl Into<String>, hint: impl Into<String>) -> ! {
     pgrx::pg_sys::panic::ErrorReport::new(code, message.into(), pgrx::function_name!())

@@ -11,7 +11,7 @@ use pgrx::PgSqlErrorCode as E;
 
 use super::source::{self, Input, LabelMap};
 use super::{errors, registry};
-use crate::fmgr::{raise, raise_with_hint};
+use crate::fmgr::{raise, raise_with_hint, required};
 
 pub(super) fn encode(model: &Model, name: &str, input: Input, column: &str, image: bool) -> Vec<Code> {
     let device = crate::gucs::batch_device();
@@ -91,17 +91,19 @@ pub fn measure(
 #[allow(clippy::too_many_arguments)]
 #[pg_extern(sql = false)]
 fn evaluate(
-    model: &str,
-    queries: &str,
-    query_column: &str,
-    retrieval: &str,
-    retrieval_column: &str,
-    labels: &str,
-    ks: Vec<Option<i32>>,
+    model: Option<&str>,
+    queries: Option<&str>,
+    query_column: Option<&str>,
+    retrieval: Option<&str>,
+    retrieval_column: Option<&str>,
+    labels: Option<&str>,
+    ks: Option<Vec<Option<i32>>>,
     direction: Option<&str>,
     version: Option<i32>,
 ) -> TableIterator<'static, (name!(metric, String), name!(k, Option<i32>), name!(value, f64))> {
+    let model = required(model, "model");
     let ks: Vec<usize> = ks
+        .unwrap_or_default()
         .into_iter()
         .flatten()
         .map(|k| {
@@ -113,11 +115,11 @@ fn evaluate(
         })
         .collect();
     let spec = Protocol {
-        queries: queries.into(),
-        query_column: query_column.into(),
-        retrieval: retrieval.into(),
-        retrieval_column: retrieval_column.into(),
-        labels: labels.into(),
+        queries: required(queries, "queries").into(),
+        query_column: required(query_column, "query_column").into(),
+        retrieval: required(retrieval, "retrieval").into(),
+        retrieval_column: required(retrieval_column, "retrieval_column").into(),
+        labels: required(labels, "labels").into(),
         direction: direction.map(str::to_string),
     };
     let report = measure(model, version, &spec, &ks, &ks);

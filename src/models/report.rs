@@ -20,7 +20,7 @@ use std::sync::Arc;
 use super::evaluate::{encode, measure, Protocol};
 use super::registry;
 use super::source::{self, quote_ident, Input, LabelMap};
-use crate::fmgr::{raise, raise_with_hint};
+use crate::fmgr::{raise, raise_with_hint, required};
 
 /// The most hits per query a page shows.
 const MAX_K: i32 = 100;
@@ -265,23 +265,27 @@ fn protocols(spec: Option<JsonB>) -> Vec<Protocol> {
 #[allow(clippy::too_many_arguments)]
 #[pg_extern(sql = false)]
 fn report(
-    models: Vec<Option<String>>,
-    images: &str,
-    image: &str,
-    caption: &str,
-    queries: Vec<Option<String>>,
-    k: i32,
+    models: Option<Vec<Option<String>>>,
+    images: Option<&str>,
+    image: Option<&str>,
+    caption: Option<&str>,
+    queries: Option<Vec<Option<String>>>,
+    k: Option<i32>,
     encode: Option<&str>,
     codes: Option<Vec<Option<String>>>,
     texts: Option<&str>,
     text_column: Option<&str>,
-    image_queries: Vec<Option<String>>,
+    image_queries: Option<Vec<Option<String>>>,
     evaluation: Option<JsonB>,
-    title: &str,
+    title: Option<&str>,
 ) -> String {
-    let models = names(models, "models");
-    let queries = names(queries, "queries");
-    let image_queries = names(image_queries, "image_queries");
+    let models = names(required(models, "models"), "models");
+    let (images, image, caption) =
+        (required(images, "images"), required(image, "image"), required(caption, "caption"));
+    let queries = names(queries.unwrap_or_default(), "queries");
+    let k = required(k, "k");
+    let image_queries = names(image_queries.unwrap_or_default(), "image_queries");
+    let title = title.unwrap_or("jdsh");
     if models.is_empty() {
         raise(E::ERRCODE_INVALID_PARAMETER_VALUE, "models must name at least one model");
     }

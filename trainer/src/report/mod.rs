@@ -84,11 +84,11 @@ td.num{text-align:right;font-variant-numeric:tabular-nums}
 ol.images{list-style:none;margin:0;padding:0;display:flex;flex-wrap:wrap;gap:6px}
 ol.images figure{margin:0;width:92px;text-align:center}
 ol.images img,.query-image img{width:64px;height:64px;object-fit:contain;image-rendering:auto}
-figcaption{font-size:10px;line-height:1.2;overflow-wrap:anywhere}
+figcaption{font-size:10px;line-height:1.2;overflow-wrap:break-word}
 .d{display:block;color:#888}
 ol.texts{margin:0;padding-left:20px;font-size:13px}
-.image-query{display:grid;grid-template-columns:110px 1fr;gap:12px;align-items:start}
-.query-image{text-align:center}
+.image-query{display:grid;grid-template-columns:120px 1fr;gap:12px;align-items:start}
+.query-image{text-align:center;margin:0}
 .no-image{width:64px;height:64px;background:#eee;font-size:9px;display:inline-block}
 .charts{display:flex;flex-wrap:wrap;gap:16px}
 ";
@@ -208,7 +208,10 @@ fn evaluation_section(page: &Page, s: &mut String) {
     }
     s.push_str(r#"<div class="charts">"#);
     for e in &page.evaluation {
-        let labels: Vec<String> = (0..e.reports.len()).map(|i| model_name(page, i)).collect();
+        // Legends name the models only: the table above gives their details.
+        let labels: Vec<String> = (0..e.reports.len())
+            .map(|i| page.models.get(i).map_or_else(|| format!("model {}", i + 1), |m| m.name.clone()))
+            .collect();
         let curves: Vec<(&str, &[eval::PrPoint])> = e
             .reports
             .iter()

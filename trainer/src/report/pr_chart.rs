@@ -90,8 +90,10 @@ pub fn svg(title: &str, curves: &[(&str, &[PrPoint])]) -> String {
         for (a, b) in &pts {
             let _ = write!(s, r#"<circle cx="{a:.1}" cy="{b:.1}" r="1.8" fill="{colour}"/>"#);
         }
+        // Legend in the top right corner, where precision-recall curves rarely pass.
+        let longest = curves.iter().map(|(l, _)| l.chars().count()).max().unwrap_or(0) as f64;
         let ly = y(1.0) + 14.0 + 16.0 * k as f64;
-        let lx = x(1.0) - 150.0;
+        let lx = x(1.0) - 34.0 - 6.2 * longest;
         let _ = write!(
             s,
             r#"<line x1="{lx:.1}" y1="{ly:.1}" x2="{:.1}" y2="{ly:.1}" stroke="{colour}" stroke-width="2"/><text x="{:.1}" y="{:.1}">{}</text>"#,
