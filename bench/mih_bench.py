@@ -29,6 +29,13 @@ from common import cpu_name
 
 P_FLIP = 0.1  # clustered set: each bit of a centre flipped with this probability
 N_CENTRES = 1000
+# Learned-like set (issue 13): the signs of `bits` random projections of points drawn from a
+# mixture of 20,000 Gaussians in 128 dimensions, as a hashing model's codes are: balanced bits,
+# items spread out. The spread is set so that at 1M x 64 bits the median distance to the 1st /
+# 10th neighbour is about 7 / 10 (measured: 0.45 gives 6-7 / 10; 0.5 gives 7 / 11).
+LEARNED_CENTRES = 20_000
+LEARNED_DIM = 128
+LEARNED_SPREAD = 0.45
 KS = (1, 10, 100)
 RADII = (0, 1, 2, 3, 4)
 HNSW_MAX_ROWS = 2_000_000  # pgvector HNSW takes ~219 s per million codes: not built above this
@@ -81,11 +88,25 @@ def noisy_copies(rng, centres: np.ndarray, rows: int, chunk: int = 250_000) -> n
     return out
 
 
+def learned_like(seed: int, bits: int, rng: np.random.Generator, rows: int,
+                 chunk: int = 250_000) -> np.ndarray:
+    g = rng_for(seed, bits, 98)
+    mu = g.standard_normal((LEARNED_CENTRES, LEARNED_DIM), dtype=np.float32)
+    proj = g.standard_normal((LEARNED_DIM, bits), dtype=np.float32)
+    out = np.empty((rows, bits // 8), np.uint8)
+    for start in range(0, rows, chunk):
+        m = min(chunk, rows - start)
+        x = mu[rng.integers(0, LEARNED_CENTRES, m)]
+        x += LEARNED_SPREAD * rng.standard_normal((m, LEARNED_DIM), dtype=np.float32)
+        out[start:start + m] = np.packbits(x @ proj > 0, axis=1)
+    return out
+
+
 @dataclass
 class Dataset:
     n: int
     bits: int
-    kind: str  # uniform | clustered
+    kind: str  # uniform | clustered | learned
     codes: np.ndarray  # (n, bits/8) uint8, row i is id i
     queries: np.ndarray  # (nq, bits/8) uint8
     warmup: np.ndarray  # extra queries of the same distribution, never measured
@@ -96,7 +117,7 @@ class Dataset:
 
 
 def make_dataset(n: int, bits: int, kind: str, nq: int, nwarm: int, seed: int) -> Dataset:
-    kind_id = {"uniform": 1, "clustered": 2}[kind]
+    kind_id = {"uniform": 1, "clustered": 2, "learned": 3}[kind]
     nbytes = bits // 8
     # Queries depend on (bits, set) only, not on n: the scaling rows ask the same questions.
     qrng = rng_for(seed, bits, kind_id, 0)
@@ -104,6 +125,9 @@ def make_dataset(n: int, bits: int, kind: str, nq: int, nwarm: int, seed: int) -
     if kind == "uniform":
         codes = drng.integers(0, 256, (n, nbytes), dtype=np.uint8)
         queries = qrng.integers(0, 256, (nq + nwarm, nbytes), dtype=np.uint8)
+    elif kind == "learned":
+        codes = learned_like(seed, bits, drng, n)
+        queries = learned_like(seed, bits, qrng, nq + nwarm)
     else:
         centres = rng_for(seed, bits, 99).integers(0, 256, (N_CENTRES, nbytes), dtype=np.uint8)
         codes = noisy_copies(drng, centres, n)
@@ -698,7 +722,7 @@ def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     p.add_argument("--sizes", help=f"codes per table, e.g. 100k,1m (default {FULL['sizes']})")
     p.add_argument("--bits", help=f"code lengths, multiples of 64 (default {FULL['bits']})")
-    p.add_argument("--sets", default="uniform,clustered")
+    p.add_argument("--sets", default="uniform,clustered,learned")
     p.add_argument("--peers", default="jdsh,pgvector,faiss")
     p.add_argument("--queries", type=int, help=f"queries per series (default {FULL['queries']})")
     p.add_argument("--slow-queries", type=int,

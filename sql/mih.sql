@@ -61,3 +61,10 @@ CREATE FUNCTION jdsh.mih_check(index regclass)
 COMMENT ON FUNCTION jdsh.mih_check(regclass) IS
     'verifies a mih index (pages, chains, entries) against its table; raises XX002 on corruption';
 REVOKE ALL ON FUNCTION jdsh.mih_check(regclass) FROM PUBLIC;
+
+CREATE FUNCTION jdsh.mih_info(index regclass)
+    RETURNS TABLE (substrings integer, substring_bits integer[], buckets_per_table bigint,
+                   built_rows bigint, chosen_by text)
+    AS 'MODULE_PATHNAME', 'mih_info_wrapper' LANGUAGE C STRICT STABLE PARALLEL RESTRICTED;
+COMMENT ON FUNCTION jdsh.mih_info(regclass) IS
+    'layout of a mih index: substrings (hash tables) and their bits, buckets, rows at build, and what chose the number of substrings';

@@ -1,7 +1,7 @@
 //! `ambuild` / `ambuildempty`: read the table once, then write the whole index in block order
 //! (meta, directory, each table's buckets) and WAL-log it in bulk.
 
-use jdsh_core::mih::{Mih, Params, Tid};
+use jdsh_core::mih::{tune, Mih, Params, Tid};
 use pgrx::{pg_sys, PgSqlErrorCode};
 
 use super::pages::PgStore;
@@ -107,6 +107,22 @@ pub unsafe extern "C-unwind" fn ambuild(
         };
         let (m, fillfactor) = options::of(index);
         let n = st.tids.len() as u64;
+        // Without WITH (substrings = m), the number of tables is chosen from the codes themselves
+        // (core/src/mih/tune.rs: their k-NN radii and the probes + candidates each m would cost);
+        // below 16k rows, from the rule b / log2(n).
+        let m = m.or_else(|| {
+            let t = tune::choose_substrings(nbits, &st.codes, fillfactor)?;
+            pgrx::debug1!(
+                "mih: {} substrings for {} rows (rule: {}; median {}-NN distance {}; estimated us per search: {:?})",
+                t.m,
+                n,
+                t.rule_m,
+                tune::TUNE_K,
+                t.median_radius,
+                t.costs.iter().map(|(m, c)| (*m, c.round())).collect::<Vec<_>>()
+            );
+            Some(t.m)
+        });
         let params = Params::choose(nbits, n, m, fillfactor).unwrap_or_else(|e| report(e));
         pg_sys::pgstat_progress_update_param(pg_sys::PROGRESS_CREATEIDX_SUBPHASE as i32, PHASE_WRITE);
         pg_sys::pgstat_progress_update_param(

@@ -9,6 +9,7 @@ mod build;
 mod check;
 mod cost;
 mod handler;
+mod info;
 mod insert;
 pub mod options;
 mod pages;

@@ -4,7 +4,8 @@
 //!
 //! One file per phase, each the twin of the extension's `src/index/<phase>.rs`: `build`,
 //! `insert`, `search` (the twin of `scan`; it runs the `probe` primitives), `vacuum`, `check`
-//! and `cost` (the probe count that the planner prices). They share `index` (the open index and
+//! and `cost` (the probe count that the planner prices), and `tune` (the number of substrings
+//! chosen from the data at build). They share `index` (the open index and
 //! its directory), `layout` (page formats and parameters) and `store` (the page-store trait and
 //! the in-memory store of the tests).
 
@@ -17,6 +18,7 @@ pub mod layout;
 pub mod probe;
 pub mod search;
 pub mod store;
+pub mod tune;
 mod vacuum;
 
 pub use check::CheckReport;

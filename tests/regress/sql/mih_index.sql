@@ -14,6 +14,9 @@ INSERT INTO mt SELECT i, ((SELECT v FROM centres WHERE c = i % 200) # noise(i)):
 INSERT INTO mt VALUES (20001, NULL);     -- NULL codes are not indexed and never returned
 CREATE INDEX mt_mih ON mt USING mih (code);
 SELECT rows, heap_rows, dead_entries FROM jdsh.mih_check('mt_mih');
+-- Without the substrings option, a table of 16k rows or more gets the number of substrings its
+-- codes call for (measured at build: their 10-NN distances); smaller ones, b / log2(rows).
+SELECT substrings, substring_bits, built_rows, chosen_by FROM jdsh.mih_info('mt_mih');
 
 -- 40 queries: 20 codes of the table, 20 fresh noisy copies of centres.
 CREATE TABLE mq AS
@@ -89,7 +92,8 @@ SELECT pg_temp.err(q) FROM (VALUES
   ($$CREATE INDEX ON mt USING mih (code) WITH (fillfactor = 5)$$),
   ($$CREATE INDEX ON mt USING mih (id)$$),
   ($$SELECT * FROM jdsh.mih_check('mt_pkey')$$),
-  ($$SELECT * FROM jdsh.mih_check('mt')$$)
+  ($$SELECT * FROM jdsh.mih_check('mt')$$),
+  ($$SELECT * FROM jdsh.mih_info('mt_pkey')$$)
 ) AS t(q);
 INSERT INTO untyped VALUES ('0101');
 CREATE INDEX untyped_mih ON untyped USING mih (code);
@@ -98,6 +102,7 @@ SELECT 'x0f:3'::bitball, jdsh.ball('0101', 2), '0101'::bitcode <@ jdsh.ball('011
 
 -- Options: an explicit number of substrings gives the same answers.
 CREATE INDEX mt_mih8 ON mt USING mih (code) WITH (substrings = 8, fillfactor = 50);
+SELECT substrings, substring_bits, chosen_by FROM jdsh.mih_info('mt_mih8');
 DROP INDEX mt_mih;
 SET enable_seqscan = off; SET enable_bitmapscan = off;
 SELECT count(*) FILTER (WHERE ARRAY(SELECT mt.code <~> mq.code FROM mt ORDER BY mt.code <~> mq.code LIMIT 10) = s.dists) AS equal
@@ -108,6 +113,7 @@ RESET ALL;
 CREATE TABLE life (id int, code bitcode(64));
 INSERT INTO life SELECT i, ((SELECT v FROM centres WHERE c = i % 5) # noise(i))::bitcode(64) FROM generate_series(1, 500) i;
 CREATE INDEX life_mih ON life USING mih (code);
+SELECT substrings, built_rows, chosen_by FROM jdsh.mih_info('life_mih');
 INSERT INTO life SELECT i, ((SELECT v FROM centres WHERE c = i % 5) # noise(i))::bitcode(64) FROM generate_series(501, 30000) i;
 SELECT rows, heap_rows, longest_chain > 1 AS overflowed FROM jdsh.mih_check('life_mih');
 DELETE FROM life WHERE id > 2000;
