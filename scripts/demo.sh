@@ -16,7 +16,7 @@ bash scripts/fetch-emoji.sh
 "$CARGO_TARGET_DIR/release/jdsh-train" export --dataset emoji | psql_ -d jdsh_demo -q -v ON_ERROR_STOP=1
 # Epochs sized so that the whole demo stays under 10 minutes on 2 CPU cores.
 psql_ -d jdsh_demo -v ON_ERROR_STOP=1 -v jdsh_epochs="${JDSH_DEMO_JDSH_EPOCHS:-50}" \
-      -v dcmh_epochs="${JDSH_DEMO_DCMH_EPOCHS:-60}" -e -f demo/emoji.sql
+      -v dcmh_epochs="${JDSH_DEMO_DCMH_EPOCHS:-90}" -e -f demo/emoji.sql
 # Part 3: the answers as a page of pictures, with MAP and precision-recall curves.
 mkdir -p "$ROOT/.demo"
 report_page="$ROOT/.demo/report.html"

@@ -22,7 +22,7 @@ fn config(method: Method, bits: usize) -> TrainConfig {
         Method::Jdsh => {
             c.epochs = 20;
         }
-        Method::Dcmh => {} // the defaults: 60 epochs, dropout 0.5
+        Method::Dcmh => {} // the defaults: 90 epochs, dropout 0.5
         Method::CcaItq => {}
     }
     c
