@@ -509,7 +509,9 @@ def run_config(pg: Optional[Pg], caps: Optional[Caps], n: int, bits: int, kind: 
         check_loaded(pg, ds, truth)
         result["table_bytes"] = pg.one(f"SELECT pg_table_size('{TABLE}')")
         if "jdsh" in args.peers and caps.mih:
-            with_ = f" WITH (substrings = {args.mih_substrings})" if args.mih_substrings else ""
+            opts = [f"substrings = {args.mih_substrings}"] if args.mih_substrings else []
+            opts += [f"fillfactor = {args.mih_fillfactor}"] if args.mih_fillfactor else []
+            with_ = f" WITH ({', '.join(opts)})" if opts else ""
             builds["jdsh MIH"] = build_index(
                 pg, "bench_mih", f"CREATE INDEX bench_mih ON {TABLE} USING mih (code){with_}")
         if "pgvector" in args.peers and caps.pgvector and n <= HNSW_MAX_ROWS:
@@ -734,6 +736,7 @@ def parse_args(argv=None):
     p.add_argument("--ef-search", help=f"pgvector HNSW settings (default {FULL['ef_search']})")
     p.add_argument("--mh-nflips", default="0,1,2", help="FAISS MultiHash k-NN settings")
     p.add_argument("--mih-substrings", type=int, default=None, help="WITH (substrings = m)")
+    p.add_argument("--mih-fillfactor", type=int, default=None, help="WITH (fillfactor = f)")
     p.add_argument("--scale-10m", action="store_true",
                    help="add a 10M 64-bit clustered point (no HNSW; seq scans k=10, r=3 only)")
     p.add_argument("--quick", action="store_true",
