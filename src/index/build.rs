@@ -34,9 +34,11 @@ struct Collected {
 
 /// The code length an index column declares (`bitcode(n)`), if any.
 fn declared_bits(index: pg_sys::Relation) -> Option<u32> {
-    // SAFETY: `index` is the open index of an AM callback; a mih index has exactly one column
-    // (amcanmulticol = false), so its tuple descriptor has one attribute.
-    let typmod = unsafe { (*(*index).rd_att).attrs.as_slice(1)[0].atttypmod };
+    // SAFETY: `index` is the open index of an AM callback, so `rd_att` is its valid tuple
+    // descriptor (one attribute: amcanmulticol = false), owned by the relcache (not released
+    // here). PgTupleDesc::get reads attributes the way each server version lays them out.
+    let desc = unsafe { pgrx::PgTupleDesc::from_pg_unchecked((*index).rd_att) };
+    let typmod = desc.get(0)?.atttypmod;
     (typmod > 0).then_some(typmod as u32)
 }
 

@@ -51,6 +51,9 @@ fn elt(name: &'static CStr, offset: usize) -> pg_sys::relopt_parse_elt {
         optname: name.as_ptr(),
         opttype: pg_sys::relopt_type::RELOPT_TYPE_INT,
         offset: offset as i32,
+        // PostgreSQL 18: the offset of a bool set when the option is given (0: none kept).
+        #[cfg(feature = "pg18")]
+        isset_offset: 0,
     }
 }
 

@@ -187,7 +187,15 @@ unsafe fn count_scan(rel: pg_sys::Relation) {
             pg_sys::pgstat_assoc_relation(rel);
         }
         if !(*rel).pgstat_info.is_null() {
-            (*(*rel).pgstat_info).t_counts.t_numscans += 1;
+            // PostgreSQL 16 renamed t_counts.t_numscans to counts.numscans.
+            #[cfg(feature = "pg15")]
+            {
+                (*(*rel).pgstat_info).t_counts.t_numscans += 1;
+            }
+            #[cfg(not(feature = "pg15"))]
+            {
+                (*(*rel).pgstat_info).counts.numscans += 1;
+            }
         }
     }
 }

@@ -75,7 +75,11 @@ type Statement = (u32, i64);
 
 fn statement() -> Statement {
     unsafe {
+        // PostgreSQL 17 moved PGPROC.lxid into PGPROC.vxid.
+        #[cfg(any(feature = "pg15", feature = "pg16"))]
         let lxid = if pg_sys::MyProc.is_null() { 0 } else { (*pg_sys::MyProc).lxid };
+        #[cfg(not(any(feature = "pg15", feature = "pg16")))]
+        let lxid = if pg_sys::MyProc.is_null() { 0 } else { (*pg_sys::MyProc).vxid.lxid };
         (lxid, pg_sys::GetCurrentStatementStartTimestamp())
     }
 }
