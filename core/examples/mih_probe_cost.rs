@@ -3,31 +3,8 @@
 //! 4, 5 (issue 13). `cargo run --release -p jdsh-core --example mih_probe_cost [rows]`.
 use jdsh_core::code::storage_bytes;
 use jdsh_core::mih::{MemStore, Mih, Params, Search, Tid};
-use jdsh_core::rng::SeededRng;
+use jdsh_core::synthetic::learned_like;
 use std::time::Instant;
-
-fn learned_like(n: usize, nbits: u32, centres: usize, spread: f64, seed: u64) -> Vec<u8> {
-    let dim = 32;
-    let mut rng = SeededRng::new(seed);
-    let proj: Vec<f64> = (0..nbits as usize * dim).map(|_| rng.normal()).collect();
-    let mu: Vec<f64> = (0..centres * dim).map(|_| rng.normal()).collect();
-    let cb = storage_bytes(nbits);
-    let mut out = vec![0u8; n * cb];
-    let mut x = vec![0f64; dim];
-    for i in 0..n {
-        let c = rng.below(centres as u64) as usize;
-        for (d, v) in x.iter_mut().enumerate() {
-            *v = mu[c * dim + d] + spread * rng.normal();
-        }
-        for b in 0..nbits as usize {
-            let s: f64 = (0..dim).map(|d| proj[b * dim + d] * x[d]).sum();
-            if s > 0.0 {
-                out[i * cb + b / 8] |= 1 << (b % 8);
-            }
-        }
-    }
-    out
-}
 
 fn main() {
     let n: usize = std::env::args().nth(1).map(|s| s.parse().unwrap()).unwrap_or(1_000_000);

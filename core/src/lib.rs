@@ -5,5 +5,6 @@
 pub mod code;
 pub mod mih;
 pub mod rng;
+pub mod synthetic;
 
 pub use code::{Code, CodeError, MAX_BITS};

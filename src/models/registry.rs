@@ -98,6 +98,11 @@ fn new_statement() -> bool {
 
 /// The model called `name` (its latest version, or `version`), from the cache or the table.
 pub fn load(name: &str, version: Option<i32>) -> Arc<Model> {
+    load_versioned(name, version).1
+}
+
+/// [`load`], with the version it resolved to.
+pub fn load_versioned(name: &str, version: Option<i32>) -> (i32, Arc<Model>) {
     let key: Key = (name.to_string(), version);
     if new_statement() {
         // Inside a transaction block nothing else may read the invalidation queue between two
@@ -124,8 +129,8 @@ pub fn load(name: &str, version: Option<i32>) -> Arc<Model> {
         if STALE.swap(false, Ordering::Relaxed) {
             cache.clear();
         }
-        if let Some((_, m)) = cache.get(&key) {
-            return m.clone();
+        if let Some((v, m)) = cache.get(&key) {
+            return (*v, m.clone());
         }
     }
     // A read-only query: encoders are PARALLEL SAFE, and a parallel worker may load models too.
@@ -154,7 +159,7 @@ pub fn load(name: &str, version: Option<i32>) -> Arc<Model> {
         .unwrap_or_else(|e| errors::corrupt_model(&describe(name, Some(resolved)), e));
     let model = Arc::new(model);
     CACHE.lock().unwrap_or_else(|p| p.into_inner()).insert(key, (resolved, model.clone()));
-    model
+    (resolved, model)
 }
 
 /// Checks, before any work is done, that the current user may add a version of `name`.

@@ -68,12 +68,7 @@ struct Shown {
 }
 
 fn load(name: &str) -> Shown {
-    let model = registry::load(name, None);
-    let version =
-        Spi::get_one_with_args::<i32>("SELECT max(version) FROM jdsh.models WHERE name = $1", &[name.into()])
-            .ok()
-            .flatten()
-            .unwrap_or(0);
+    let (version, model) = registry::load_versioned(name, None);
     let card = ModelCard {
         name: name.to_string(),
         version,
@@ -83,21 +78,15 @@ fn load(name: &str) -> Shown {
     Shown { name: name.to_string(), model, card }
 }
 
-fn sql_literal(s: &str) -> String {
-    Spi::get_one_with_args::<String>("SELECT quote_literal($1)", &[s.into()])
-        .ok()
-        .flatten()
-        .unwrap_or_else(|| raise(E::ERRCODE_INTERNAL_ERROR, "quote_literal failed"))
-}
-
-/// The picture and the encoder input of the first row of `images` whose caption is `caption`.
+/// The picture and the encoder input of the first row of `from` whose `caption` column is `wanted`.
 fn image_row(from: &str, image: &str, caption: &str, encode_col: &str, wanted: &str) -> (Vec<u8>, Input) {
     let sql = format!(
         "SELECT {}, {} FROM {from} WHERE {}::text = {} LIMIT 1",
         quote_ident(image),
         quote_ident(encode_col),
         quote_ident(caption),
-        sql_literal(wanted)
+        // Text from a text[] argument: no NUL byte, so quote_literal never fails.
+        pgrx::spi::quote_literal(wanted)
     );
     let mut t = source::read(&sql, &[image, encode_col], None, &mut LabelMap::default());
     if t.rows == 0 {

@@ -407,6 +407,17 @@ models_build() {
   say "fixture built in $(( $(date +%s) - t0 ))s"
 }
 
+# load_emoji [TABLE...]: the emoji data set (jdsh-train export: one row per emoji and vendor,
+# with its PNG) as table emoji_all, after dropping emoji_all and the given tables of an earlier
+# run.
+load_emoji() {
+  "$JT" export --dataset emoji --table emoji_all >"$FILES/emoji.sql" 2>"$FILES/emoji.err" ||
+    fail "cannot export the emoji data set ($(tail -1 "$FILES/emoji.err")): run scripts/fetch-emoji.sh (set-up does) to download the pinned emoji packages from npm"
+  local t
+  for t in emoji_all "$@"; do q -c "DROP TABLE IF EXISTS $t" >/dev/null; done
+  q -f "$FILES/emoji.sql" >/dev/null || fail "cannot load the emoji table"
+}
+
 # Back to the fixture's state: only wiki v1 and dcmh v1, no test role, no added column (and
 # the dead rows of the last test's UPDATEs vacuumed: autovacuum is off).
 models_reset() {

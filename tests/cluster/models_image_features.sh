@@ -15,10 +15,7 @@ MODELS_TEST=1
 source "$(dirname "$0")/lib.sh"
 models_fixture
 
-"$JT" export --dataset emoji --table emoji_all >"$FILES/emoji.sql" 2>"$FILES/emoji.err" ||
-  fail "cannot export the emoji data set ($(tail -1 "$FILES/emoji.err")): run scripts/fetch-emoji.sh (set-up does) to download the pinned emoji packages from npm"
-q -c "DROP TABLE IF EXISTS emoji_all, ef" >/dev/null
-q -f "$FILES/emoji.sql" >/dev/null || fail "cannot load the emoji table"
+load_emoji ef
 # Training pairs: google images of the training emoji with their texts (1,529); queries and
 # retrieval: the facebook images of the test emoji (371) and their texts.
 q -c "CREATE TABLE ef AS SELECT id, vendor, split, subcategory_id, keywords, png FROM emoji_all

@@ -13,10 +13,7 @@ MODELS_TEST=1
 source "$(dirname "$0")/lib.sh"
 models_fixture
 
-"$JT" export --dataset emoji --table emoji_all >"$FILES/emoji.sql" 2>"$FILES/emoji.err" ||
-  fail "cannot export the emoji data set ($(tail -1 "$FILES/emoji.err")): run scripts/fetch-emoji.sh (set-up does) to download the pinned emoji packages from npm"
-q -c "DROP TABLE IF EXISTS emoji_all, er, er_texts" >/dev/null
-q -f "$FILES/emoji.sql" >/dev/null || fail "cannot load the emoji table"
+load_emoji er er_texts
 # Two small models from the hand-crafted image features (fast; the page does not care how good
 # they are): trained on the google images of the training emoji, shown on facebook's images.
 q -c "CREATE TABLE er AS SELECT id, vendor, split, name, subcategory_id, keywords, png,

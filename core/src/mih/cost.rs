@@ -5,19 +5,25 @@
 use super::layout::Params;
 use super::probe::binomial;
 
-/// Probes of a radius-`r` search: in table `t`, every substring value within `r_t` of the
-/// query's, where `r = m r' + a` gives `r_t = r'` for the first `a + 1` tables and `r' - 1`
-/// (none when `r' = 0`) for the others (see [`super::search`]). Saturates rather than overflows.
+/// The substring radius table `t` of `m` has been probed to once a search has covered total
+/// radius `r`: with `r = m r' + a`, `r'` for tables `0..=a` and `r' - 1` for the others (`None`
+/// when `r' = 0`: not probed yet). See [`super::search`].
+pub fn table_radius(m: u32, t: u32, r: u32) -> Option<u32> {
+    if t <= r % m {
+        Some(r / m)
+    } else {
+        (r / m).checked_sub(1)
+    }
+}
+
+/// Probes of a radius-`r` search: in table `t`, every substring value within
+/// [`table_radius`] of the query's. Saturates rather than overflows.
 pub fn probes(p: &Params, r: u32) -> f64 {
     let m = p.m();
     (0..m)
-        .map(|t| {
-            // Tables 0..=a probe to r', the others to r' - 1 (none when r' = 0).
-            let rt = if t <= r % m { r / m } else { (r / m).wrapping_sub(1) };
-            if rt == u32::MAX {
-                return 0.0;
-            }
-            (0..=rt.min(p.sub_len(t))).map(|j| binomial(p.sub_len(t), j) as f64).sum::<f64>()
+        .filter_map(|t| {
+            let rt = table_radius(m, t, r)?;
+            Some((0..=rt.min(p.sub_len(t))).map(|j| binomial(p.sub_len(t), j) as f64).sum::<f64>())
         })
         .sum()
 }
@@ -53,6 +59,16 @@ mod tests {
                 assert_eq!(probes(&p, r), probes_by_steps(&p, r), "{nbits} bits, m = {m}, r = {r}");
             }
         }
+    }
+
+    #[test]
+    fn table_radii_follow_the_search_steps() {
+        // r = 10 with m = 4: tables 0..=2 to radius 2, table 3 to radius 1.
+        let r: Vec<Option<u32>> = (0..4).map(|t| table_radius(4, t, 10)).collect();
+        assert_eq!(r, [Some(2), Some(2), Some(2), Some(1)]);
+        // r = 1 with m = 3: tables 0 and 1 at radius 0, table 2 not yet probed.
+        let r: Vec<Option<u32>> = (0..3).map(|t| table_radius(3, t, 1)).collect();
+        assert_eq!(r, [Some(0), Some(0), None]);
     }
 
     #[test]

@@ -47,7 +47,7 @@ fn dataset(seed: u64, nbits: u32, n: usize, centres: usize) -> Vec<Vec<u8>> {
         .collect()
 }
 
-fn tid(i: usize) -> Tid {
+pub(crate) fn tid(i: usize) -> Tid {
     Tid::new((i / 100) as u32, (i % 100) as u16 + 1)
 }
 

@@ -10,7 +10,7 @@
 //! costs — the probes [`super::cost::probes`] counts, plus the candidates it would verify
 //! (counted on a sample of rows: those with some substring within that table's radius).
 
-use super::cost::probes;
+use super::cost::{probes, table_radius};
 use super::layout::{Params, MAX_SUBSTRINGS, MAX_SUBSTRING_BITS};
 use crate::code::hamming;
 use crate::rng::SeededRng;
@@ -46,16 +46,6 @@ pub struct Tuning {
     pub median_radius: u32,
     /// (m, estimated microseconds per exact k-NN search) for every m tried.
     pub costs: Vec<(u32, f64)>,
-}
-
-/// The radius probed in table `t` when a search has covered total radius `r` with `m` tables
-/// (`None`: the table is not probed yet). See [`super::search`].
-fn table_radius(m: u32, t: u32, r: u32) -> Option<u32> {
-    if t <= r % m {
-        Some(r / m)
-    } else {
-        (r / m).checked_sub(1)
-    }
 }
 
 /// Distance from `codes[q]` to its `k`-th nearest row among `rows` (itself excluded).
@@ -121,6 +111,7 @@ pub fn choose_substrings(nbits: u32, codes: &[u8], fillfactor: u8) -> Option<Tun
 
     let mut radii = Vec::with_capacity(queries.len());
     let mut totals = vec![0f64; params.len()];
+    let mut dists = Vec::new();
     for &q in &queries {
         let r = kth_distance(codes, cb, nbits, q, &radius_rows, k);
         radii.push(r);
@@ -129,14 +120,12 @@ pub fn choose_substrings(nbits: u32, codes: &[u8], fillfactor: u8) -> Option<Tun
             let m = p.m();
             let qsub: Vec<u64> = (0..m).map(|t| p.substring(t, query)).collect();
             let reach: Vec<Option<u32>> = (0..m).map(|t| table_radius(m, t, r)).collect();
+            // Found by some table's probes: the search's own per-entry test (search::Verify).
             let found = cand_rows
                 .iter()
                 .filter(|&&j| {
-                    let code = &codes[j * cb..(j + 1) * cb];
-                    (0..m).any(|t| {
-                        reach[t as usize]
-                            .is_some_and(|rt| (p.substring(t, code) ^ qsub[t as usize]).count_ones() <= rt)
-                    })
+                    p.sub_distances(&codes[j * cb..(j + 1) * cb], &qsub, &mut dists);
+                    dists.iter().zip(&reach).any(|(&d, rt)| rt.is_some_and(|rt| d <= rt))
                 })
                 .count();
             let search = probes(p, r) * PROBE_US + found as f64 * scale * CANDIDATE_US;
@@ -160,39 +149,16 @@ pub fn choose_substrings(nbits: u32, codes: &[u8], fillfactor: u8) -> Option<Tun
 mod tests {
     use super::*;
     use crate::code::storage_bytes;
-    use crate::mih::{MemStore, Mih, Search, Tid};
-
-    /// `n` codes "like learned codes": signs of `nbits` random projections of points drawn from
-    /// a mixture of `centres` Gaussians in `dim` dimensions (balanced bits, spread items).
-    fn learned_like(n: usize, nbits: u32, centres: usize, spread: f64, seed: u64) -> Vec<u8> {
-        let dim = 32;
-        let mut rng = SeededRng::new(seed);
-        let proj: Vec<f64> = (0..nbits as usize * dim).map(|_| rng.normal()).collect();
-        let mu: Vec<f64> = (0..centres * dim).map(|_| rng.normal()).collect();
-        let cb = storage_bytes(nbits);
-        let mut out = vec![0u8; n * cb];
-        let mut x = vec![0f64; dim];
-        for i in 0..n {
-            let c = rng.below(centres as u64) as usize;
-            for (d, v) in x.iter_mut().enumerate() {
-                *v = mu[c * dim + d] + spread * rng.normal();
-            }
-            for b in 0..nbits as usize {
-                let s: f64 = (0..dim).map(|d| proj[b * dim + d] * x[d]).sum();
-                if s > 0.0 {
-                    out[i * cb + b / 8] |= 1 << (b % 8);
-                }
-            }
-        }
-        out
-    }
+    use crate::mih::tests::tid;
+    use crate::mih::{MemStore, Mih, Search};
+    use crate::synthetic::learned_like;
 
     /// Probes and candidates of exact top-10 searches for the first `nq` codes, with m tables.
     fn measured(codes: &[u8], nbits: u32, m: u32, nq: usize) -> (u64, u64) {
         let cb = storage_bytes(nbits);
         let n = codes.len() / cb;
         let p = Params::choose(nbits, n as u64, Some(m), 90).unwrap();
-        let tids: Vec<Tid> = (0..n).map(|i| Tid::new(1 + (i / 100) as u32, 1 + (i % 100) as u16)).collect();
+        let tids: Vec<_> = (0..n).map(tid).collect();
         let mih = Mih::build(MemStore::new(), p, codes, &tids, |_| {}).unwrap();
         let (mut probes, mut cands) = (0, 0);
         for q in 0..nq {
@@ -244,15 +210,5 @@ mod tests {
             t.rule_m
         );
         assert_ne!(t.m, t.rule_m, "spread codes should move m off the rule: {t:?}");
-    }
-
-    #[test]
-    fn table_radii_follow_the_search_steps() {
-        // r = 10 with m = 4: tables 0..=2 to radius 2, table 3 to radius 1.
-        let r: Vec<Option<u32>> = (0..4).map(|t| table_radius(4, t, 10)).collect();
-        assert_eq!(r, [Some(2), Some(2), Some(2), Some(1)]);
-        // r = 1 with m = 3: tables 0 and 1 at radius 0, table 2 not yet probed.
-        let r: Vec<Option<u32>> = (0..3).map(|t| table_radius(3, t, 1)).collect();
-        assert_eq!(r, [Some(0), Some(0), None]);
     }
 }

@@ -123,28 +123,34 @@ fn models_section(page: &Page, s: &mut String) {
     s.push_str("</table></section>");
 }
 
+/// One column per model, side by side: the model's name over the list of what it returned,
+/// each hit rendered by `item` into an `<li>`.
+fn model_columns<T>(page: &Page, s: &mut String, hits: &[Vec<T>], list: &str, item: impl Fn(&T) -> String) {
+    s.push_str(&grid(hits.len()));
+    for (i, model_hits) in hits.iter().enumerate() {
+        let _ =
+            write!(s, r#"<div class="model"><h4>{}</h4><ol class="{list}">"#, escape(&model_name(page, i)));
+        for h in model_hits {
+            let _ = write!(s, "<li>{}</li>", item(h));
+        }
+        s.push_str("</ol></div>");
+    }
+    s.push_str("</div>");
+}
+
 fn image_search_section(page: &Page, s: &mut String) {
     s.push_str(r#"<section id="image-search"><h2>Images found by text</h2>"#);
     for q in &page.image_search {
-        let _ = write!(s, r#"<div class="text-query"><h3>“{}”</h3>{}"#, escape(&q.text), grid(q.hits.len()));
-        for (i, hits) in q.hits.iter().enumerate() {
-            let _ = write!(
-                s,
-                r#"<div class="model"><h4>{}</h4><ol class="images">"#,
-                escape(&model_name(page, i))
-            );
-            for h in hits {
-                let _ = write!(
-                    s,
-                    r#"<li><figure>{}<figcaption>{}<span class="d">distance {}</span></figcaption></figure></li>"#,
-                    img(&h.image, &h.caption),
-                    escape(&h.caption),
-                    h.distance
-                );
-            }
-            s.push_str("</ol></div>");
-        }
-        s.push_str("</div></div>");
+        let _ = write!(s, r#"<div class="text-query"><h3>“{}”</h3>"#, escape(&q.text));
+        model_columns(page, s, &q.hits, "images", |h| {
+            format!(
+                r#"<figure>{}<figcaption>{}<span class="d">distance {}</span></figcaption></figure>"#,
+                img(&h.image, &h.caption),
+                escape(&h.caption),
+                h.distance
+            )
+        });
+        s.push_str("</div>");
     }
     s.push_str("</section>");
 }
@@ -154,28 +160,14 @@ fn text_search_section(page: &Page, s: &mut String) {
     for q in &page.text_search {
         let _ = write!(
             s,
-            r#"<div class="image-query"><figure class="query-image">{}<figcaption>{}</figcaption></figure>{}"#,
+            r#"<div class="image-query"><figure class="query-image">{}<figcaption>{}</figcaption></figure>"#,
             img(&q.image, &q.caption),
-            escape(&q.caption),
-            grid(q.hits.len())
+            escape(&q.caption)
         );
-        for (i, hits) in q.hits.iter().enumerate() {
-            let _ = write!(
-                s,
-                r#"<div class="model"><h4>{}</h4><ol class="texts">"#,
-                escape(&model_name(page, i))
-            );
-            for h in hits {
-                let _ = write!(
-                    s,
-                    r#"<li>{} <span class="d">distance {}</span></li>"#,
-                    escape(&h.text),
-                    h.distance
-                );
-            }
-            s.push_str("</ol></div>");
-        }
-        s.push_str("</div></div>");
+        model_columns(page, s, &q.hits, "texts", |h| {
+            format!(r#"{} <span class="d">distance {}</span>"#, escape(&h.text), h.distance)
+        });
+        s.push_str("</div>");
     }
     s.push_str("</section>");
 }
