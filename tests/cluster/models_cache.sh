@@ -12,7 +12,9 @@ models_fixture
 
 say "a long-lived session sees retrained, renamed and dropped models"
 coproc SA { "$PG_BIN/psql" -X -qAt -v VERBOSITY=verbose 2>&1; }
-BG_PIDS+=("$SA_PID")
+# bash unsets SA_PID as soon as the coprocess exits: keep our own copy for the final wait.
+sa_pid=$SA_PID
+BG_PIDS+=("$sa_pid")
 # sa SQL: runs one statement in session A and prints its output.
 sa() {
   local line
@@ -70,7 +72,7 @@ q -c "SELECT jdsh.drop_model('tmp')" >/dev/null
 out=$(sa "SELECT jdsh.encode_text('tmp', $X)")
 grep -q 'ERROR:  42704' <<<"$out" || soft_fail "after drop_model in another session, session A still encodes with it: $out"
 printf '\\q\n' >&"${SA[1]}"
-wait "$SA_PID" 2>/dev/null || true
+wait "$sa_pid" 2>/dev/null || true
 say "session A: renamed model gone under its old name and found under the new one; dropped version and model gone"
 
 assert_no_crash "the test" ""
