@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
-# The project's own PostgreSQL 15 cluster, in an ignored folder of the repo, on its own port and
-# socket directory, run by an unprivileged user (PostgreSQL refuses to run as root). Nothing here
-# touches a system-wide cluster.
+# The project's own PostgreSQL cluster (15, or JDSH_PG's major: scripts/env.sh), in an ignored
+# folder of the repo, on its own port and socket directory, run by an unprivileged user
+# (PostgreSQL refuses to run as root). Nothing here touches a system-wide cluster.
 #
 #   scripts/cluster.sh start     # initdb on first use, then start; prints a psql line
 #   scripts/cluster.sh stop
@@ -40,6 +40,8 @@ maintenance_work_mem = 1GB
 max_wal_size = 4GB
 logging_collector = off
 CONF
+    # Libraries loaded at server start (JDSH_PRELOAD; scripts/citus.sh's nodes: citus).
+    [ -z "${JDSH_PRELOAD:-}" ] || echo "shared_preload_libraries = '$JDSH_PRELOAD'" >>"$DATA/postgresql.conf"
   fi
   as_pg mkdir -p "$SOCK"
   if ! running; then

@@ -2,8 +2,14 @@
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 export PGRX_VERSION=0.18.1
 export TORCH_VERSION=2.11.0
-export PG_CONFIG=/usr/lib/postgresql/15/bin/pg_config
-export PG_BIN=/usr/lib/postgresql/15/bin
+# The PostgreSQL major the scripts build, install and test against (JDSH_PG, or --pg N where a
+# script takes it): 15 is Debian 12's packaged server; 17 and 18 are built from Debian's source
+# packages by scripts/postgres.sh into .pg/<major>/ (see PG_PREFIX below).
+export JDSH_PG="${JDSH_PG:-15}"
+case "$JDSH_PG" in
+  15 | 17 | 18) ;;
+  *) echo "jdsh: PostgreSQL $JDSH_PG is not supported here (15, 17 or 18; JDSH_PG / --pg)" >&2; exit 2 ;;
+esac
 export VENV="$ROOT/.venv"
 # The venv's python comes first: torch-sys asks it where libtorch lives.
 export PATH="$VENV/bin:$HOME/.cargo/bin:$PATH"
@@ -23,15 +29,17 @@ else
   as_pg() { "$@"; }
 fi
 
-# The real folder of cluster folder $1, one the server's user reaches. The server opens its
+# The real folder of folder $1 (a cluster's, or a built server's prefix), one the server's user
+# reaches. The server opens its
 # files by path, so every folder above them must be searchable by that user; a checkout in a
 # private folder (a home under /root, a `mktemp -d` folder) is not. Then the files live in
 # ${TMPDIR:-/tmp}/jdsh-<hash of $1>/ and $1 is a link to them, for people to look in; scripts and
 # the server only ever see the real path.
-cluster_dir() {
+server_dir() {
   local dir=$1 alt
   # Before set-up has installed PostgreSQL there is no such user yet, and no cluster to place.
   if ! id -u "$PGOS_USER" >/dev/null 2>&1; then printf '%s\n' "$dir"; return; fi
+  mkdir -p "$(dirname "$dir")"
   if [ ! -e "$dir" ] && ! as_pg test -x "$(dirname "$dir")" 2>/dev/null; then
     alt="${TMPDIR:-/tmp}/jdsh-$(printf '%s' "$dir" | md5sum | cut -c1-10)"
     mkdir -p "$alt"
@@ -40,10 +48,28 @@ cluster_dir() {
   readlink -f "$dir"
 }
 
-# Embedded cluster: its own folder, port and socket directory.
-JDSH_CLUSTER="$(cluster_dir "${JDSH_CLUSTER:-$ROOT/.cluster}")"
-export JDSH_CLUSTER
-export PGPORT="${JDSH_PGPORT:-54329}"
+if [ "$JDSH_PG" = 15 ]; then
+  export PG_CONFIG=/usr/lib/postgresql/15/bin/pg_config
+  PG_PORT_DEFAULT=54329 CLUSTER_DEFAULT="$ROOT/.cluster"
+else
+  # A server built here (scripts/postgres.sh); it runs as the server's user, so its prefix is a
+  # folder that user reaches, like a cluster's.
+  PG_PREFIX="$(server_dir "$ROOT/.pg/$JDSH_PG")"
+  export PG_PREFIX PG_CONFIG="$PG_PREFIX/bin/pg_config"
+  PG_PORT_DEFAULT=544$JDSH_PG CLUSTER_DEFAULT="$ROOT/.cluster-pg$JDSH_PG"
+fi
+export PG_BIN="${PG_CONFIG%/pg_config}"
+# pgrx's name for the major (cargo features, `cargo pgrx test pgNN`); 15 is the default feature.
+export PGRX_PG="pg$JDSH_PG"
+
+# Embedded cluster: its own folder, port and socket directory (one per major: a data folder
+# belongs to the major that made it).
+# JDSH_CLUSTER_PG remembers the major a JDSH_CLUSTER was given or chosen for: a script that sources
+# this again for another major (scripts/test.sh) does not inherit the other major's cluster.
+[ "${JDSH_CLUSTER_PG:-$JDSH_PG}" = "$JDSH_PG" ] || unset JDSH_CLUSTER
+JDSH_CLUSTER="$(server_dir "${JDSH_CLUSTER:-$CLUSTER_DEFAULT}")"
+export JDSH_CLUSTER JDSH_CLUSTER_PG="$JDSH_PG"
+export PGPORT="${JDSH_PGPORT:-$PG_PORT_DEFAULT}"
 export PGHOST="$JDSH_CLUSTER/run"
 export PGUSER=postgres
 export PGDATABASE="${PGDATABASE:-jdsh}"

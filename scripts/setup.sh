@@ -2,12 +2,23 @@
 # Installs everything jdsh needs on a Debian 12 machine, then builds and installs the extension.
 # Idempotent: a second run only rebuilds what changed (seconds when nothing did).
 #
-#   scripts/setup.sh            # everything
-#   scripts/setup.sh --deps     # only the toolchain and libraries, no build
+#   scripts/setup.sh              # everything, for Debian's PostgreSQL 15
+#   scripts/setup.sh --pg 18      # the same for PostgreSQL 18 (or 17), which it builds from Debian's
+#                                 # source package first (scripts/postgres.sh; cached in .pg/)
+#   scripts/setup.sh --deps       # only the toolchain and libraries, no build
 #
 # Slow things are cached in ignored folders of the repo: .venv/ (libtorch from the PyPI torch
-# wheel) and target/ (cargo). cargo-pgrx goes to ~/.cargo/bin.
+# wheel), target/ (cargo) and .pg/ (newer PostgreSQL servers). cargo-pgrx goes to ~/.cargo/bin.
 set -euo pipefail
+deps_only=
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --deps) deps_only=1 ;;
+    --pg) export JDSH_PG="${2:?--pg needs a major version: 15, 17 or 18}"; shift ;;
+    *) echo "usage: scripts/setup.sh [--deps] [--pg 15|17|18]" >&2; exit 2 ;;
+  esac
+  shift
+done
 source "$(dirname "$0")/env.sh"
 
 log() { printf '\033[1m[setup]\033[0m %s\n' "$*"; }
@@ -18,6 +29,8 @@ apt_pkgs=(postgresql-15 postgresql-server-dev-15 libclang-dev clang sudo pkg-con
           python3-venv ca-certificates)
 # npm fetches the emoji data (below); Debian's package only where the machine has no npm of its own.
 command -v npm >/dev/null || apt_pkgs+=(npm)
+# What building a newer PostgreSQL from source needs (scripts/postgres.sh).
+[ "$JDSH_PG" = 15 ] || apt_pkgs+=(bison flex zlib1g-dev)
 missing=()
 for p in "${apt_pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
@@ -26,16 +39,28 @@ if [ ${#missing[@]} -gt 0 ]; then
   log "apt-get install ${missing[*]}"
   as_root apt-get update -qq
   DEBIAN_FRONTEND=noninteractive as_root apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+  # PostgreSQL's package created the postgres user, which decides where servers and clusters live.
+  source "$(dirname "$0")/env.sh"
 fi
+# A newer major: its server, built from Debian's source package (cached: nothing to do when built).
+[ "$JDSH_PG" = 15 ] || bash "$ROOT/scripts/postgres.sh" "$JDSH_PG"
 
 # --- cargo-pgrx (pinned: 0.19 needs a newer rustc than this machine has) -------------------------
 if ! cargo pgrx --version 2>/dev/null | grep -q " $PGRX_VERSION\$"; then
   log "cargo install cargo-pgrx $PGRX_VERSION (about 10 minutes on 2 cores)"
   cargo install cargo-pgrx --version "$PGRX_VERSION" --locked
 fi
-if ! grep -qs "pg15" "${PGRX_HOME:-$HOME/.pgrx}/config.toml"; then
-  log "cargo pgrx init --pg15 $PG_CONFIG"
-  cargo pgrx init --pg15 "$PG_CONFIG"
+# pgrx's list of servers: Debian's 15 and every major built here (init rewrites the whole list).
+pgrx_config="${PGRX_HOME:-$HOME/.pgrx}/config.toml"
+if ! grep -qsx "$PGRX_PG = \"$PG_CONFIG\"" "$pgrx_config"; then
+  init_args=(--pg15 /usr/lib/postgresql/15/bin/pg_config)
+  for v in 17 18; do
+    p=$(sed -n "s/^pg$v = \"\(.*\)\"\$/\1/p" "$pgrx_config" 2>/dev/null)
+    [ "$v" = "$JDSH_PG" ] && p=$PG_CONFIG
+    if [ -n "$p" ] && [ -x "$p" ]; then init_args+=("--pg$v" "$p"); fi
+  done
+  log "cargo pgrx init ${init_args[*]}"
+  cargo pgrx init "${init_args[@]}"
 fi
 
 # --- libtorch, from the PyPI torch wheel, in a project-local venv --------------------------------
@@ -50,7 +75,7 @@ chmod -R a+rX "$VENV/lib" 2>/dev/null || true
 # The image backbone's ImageNet weights (EfficientNet-Lite0), converted with the venv's torch.
 bash "$ROOT/scripts/fetch-backbone.sh" >/dev/null
 
-[ "${1:-}" = "--deps" ] && exit 0
+[ -n "$deps_only" ] && exit 0
 
 # --- build and install the extension -------------------------------------------------------------
 # libtorch beside the extension, in <pkglibdir>/jdsh/{torch/lib,nvidia} (the layout of the wheels,
@@ -77,12 +102,12 @@ install_libtorch() {
   $sudo mv "$dest.new" "$dest"
 }
 
-log "building and installing the extension (release)"
-if [ "$(id -u)" = 0 ]; then
-  cargo pgrx install --release --pg-config "$PG_CONFIG" >/dev/null
-else
-  cargo pgrx install --release --pg-config "$PG_CONFIG" --sudo >/dev/null
-fi
+log "building and installing the extension (release, PostgreSQL $JDSH_PG)"
+install_args=(--release --pg-config "$PG_CONFIG")
+# pg15 is the crate's default feature; another major replaces it.
+[ "$JDSH_PG" = 15 ] || install_args+=(--no-default-features --features "$PGRX_PG")
+[ "$(id -u)" = 0 ] || install_args+=(--sudo)
+cargo pgrx install "${install_args[@]}" >/dev/null
 log "installed jdsh into $("$PG_CONFIG" --pkglibdir)"
 install_libtorch
 # The trainer's CLI: loads the data sets into tables (demo, tests) and trains/encodes outside SQL.

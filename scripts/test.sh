@@ -3,14 +3,22 @@
 #   1. set-up (idempotent: installs what is missing, builds and installs the extension),
 #   2. lint: formatting (cargo fmt --check) and clippy on every crate and target, warnings denied,
 #   3. pure-Rust unit and property tests (jdsh-core, jdsh-trainer),
-#   4. SQL regression tests against the project's own cluster,
-#   5. cluster tests: every tests/cluster/*.sh but lib.sh, one property each, each on clusters of
+# then, on PostgreSQL 15 (Debian's) and again on 18 (the newest major, built from Debian's source
+# package by set-up and cached in .pg/; about 15 minutes more on a fresh machine):
+#   4. (18: set-up for that major, and clippy on the extension built for it, warnings denied)
+#   5. SQL regression tests against the project's own cluster of that major,
+#   6. cluster tests: every tests/cluster/*.sh but lib.sh, one property each, each on clusters of
 #      its own (mih crash recovery during inserts and during VACUUM, a streaming standby, mih
 #      under concurrent writers, readers and VACUUM; the models_* tests share one cluster with
 #      the Wikipedia data and models trained once); all run, then the step fails if any failed,
-#   6. in-server tests (`cargo pgrx test`) in a throw-away cluster.
+#   7. in-server tests (`cargo pgrx test`) in a throw-away cluster.
 # The last line counts what passed: cargo tests, regression tests and `PASS <name>` lines.
+#
+#   scripts/test.sh            # all of the above (CI: .ci/run)
+#   scripts/test.sh --pg 17    # steps 4-7 on one major only (15, 17 or 18), after its set-up
 set -euo pipefail
+majors=(15 18) only=
+if [ "${1:-}" = --pg ]; then majors=("${2:?--pg needs a major version: 15, 17 or 18}") only=1; fi
 source "$(dirname "$0")/env.sh"
 cd "$ROOT"
 t0=$(date +%s)
@@ -19,49 +27,70 @@ log="$ROOT/target/test.log"
 exec > >(tee "$log") 2>&1
 step() { printf '\n\033[1m== %s\033[0m (%ss)\n' "$*" "$(( $(date +%s) - t0 ))"; }
 
-step "set-up"
-bash scripts/setup.sh
+if [ -z "$only" ]; then
+  step "set-up"
+  bash scripts/setup.sh
 
-step "lint: rustfmt, clippy"
-cargo fmt --all -- --check
-cargo clippy --workspace --all-targets -- -D warnings
+  step "lint: rustfmt, clippy"
+  cargo fmt --all -- --check
+  cargo clippy --workspace --all-targets -- -D warnings
 
-step "unit and property tests (no PostgreSQL)"
-cargo test --release -p jdsh-core -p jdsh-trainer
+  step "unit and property tests (no PostgreSQL)"
+  cargo test --release -p jdsh-core -p jdsh-trainer
+fi
 
-step "SQL regression tests"
-bash scripts/regress.sh
+# Steps 4-7 on PostgreSQL $JDSH_PG (env.sh, sourced again for it: its server, cluster and port).
+major_tests() {
+  source "$ROOT/scripts/env.sh"
+  if [ -n "$only" ] || [ "$JDSH_PG" != 15 ]; then
+    step "PostgreSQL $JDSH_PG: set-up"
+    bash scripts/setup.sh --pg "$JDSH_PG"
+  fi
+  if [ "$JDSH_PG" != 15 ]; then
+    step "PostgreSQL $JDSH_PG: clippy on the extension built for it"
+    cargo clippy -p jdsh --all-targets --no-default-features --features "$PGRX_PG" -- -D warnings
+  fi
 
-step "cluster tests (tests/cluster/*.sh)"
-# The models tests' shared cluster (tests/cluster/lib.sh, models_fixture) is built afresh by each
-# run of this script, against the extension just installed, and removed afterwards.
-models_cluster() {
-  JDSH_PGPORT="${JDSH_MODELS_PORT:-54361}" JDSH_CLUSTER="$ROOT/.cluster-models" bash scripts/cluster.sh "$@"
+  step "PostgreSQL $JDSH_PG: SQL regression tests"
+  bash scripts/regress.sh
+
+  step "PostgreSQL $JDSH_PG: cluster tests (tests/cluster/*.sh)"
+  # The models tests' shared cluster (tests/cluster/lib.sh, models_fixture) is built afresh by each
+  # run of this script, against the extension just installed, and removed afterwards.
+  models_cluster() {
+    JDSH_PGPORT="${JDSH_MODELS_PORT:-54361}" JDSH_CLUSTER="$ROOT/.cluster-models" bash scripts/cluster.sh "$@"
+  }
+  models_cluster destroy >/dev/null
+  failed=()
+  for t in tests/cluster/*.sh; do
+    [ "$(basename "$t")" = lib.sh ] && continue
+    s=$(date +%s)
+    bash "$t" || failed+=("$(basename "$t" .sh)")
+    echo "($(basename "$t"): $(( $(date +%s) - s ))s)"
+  done
+  # Kept (stopped) for inspection when a models test failed; the next run removes it first.
+  case " ${failed[*]-} " in *" models_"*) ;; *) models_cluster destroy >/dev/null ;; esac
+  if [ "${#failed[@]}" -gt 0 ]; then
+    echo "PostgreSQL $JDSH_PG: cluster tests failed: ${failed[*]} (their clusters are kept for inspection; see the FAIL lines above)"
+    return 1
+  fi
+
+  step "PostgreSQL $JDSH_PG: in-server tests (cargo pgrx test)"
+  if [ "$(id -u)" = 0 ]; then
+    # PostgreSQL refuses to run as root: the test cluster runs as the postgres user, in a folder it owns.
+    pgdata="$JDSH_CLUSTER/pgrx-test"
+    mkdir -p "$pgdata" && chown postgres "$pgdata"
+    cargo pgrx test --release "$PGRX_PG" --runas postgres --pgdata "$pgdata/data"
+  else
+    cargo pgrx test --release "$PGRX_PG"
+  fi
+
+  # The project's cluster of a newer major is not left running beside 15's.
+  [ "$JDSH_PG" = 15 ] || bash scripts/cluster.sh stop >/dev/null
 }
-models_cluster destroy >/dev/null
-failed=()
-for t in tests/cluster/*.sh; do
-  [ "$(basename "$t")" = lib.sh ] && continue
-  s=$(date +%s)
-  bash "$t" || failed+=("$(basename "$t" .sh)")
-  echo "($(basename "$t"): $(( $(date +%s) - s ))s)"
+for m in "${majors[@]}"; do
+  (export JDSH_PG=$m; major_tests)
 done
-# Kept (stopped) for inspection when a models test failed; the next run removes it first.
-case " ${failed[*]-} " in *" models_"*) ;; *) models_cluster destroy >/dev/null ;; esac
-if [ "${#failed[@]}" -gt 0 ]; then
-  echo "cluster tests failed: ${failed[*]} (their clusters are kept for inspection; see the FAIL lines above)"
-  exit 1
-fi
-
-step "in-server tests (cargo pgrx test)"
-if [ "$(id -u)" = 0 ]; then
-  # PostgreSQL refuses to run as root: the test cluster runs as the postgres user, in a folder it owns.
-  pgdata="$JDSH_CLUSTER/pgrx-test"
-  mkdir -p "$pgdata" && chown postgres "$pgdata"
-  cargo pgrx test --release pg15 --runas postgres --pgdata "$pgdata/data"
-else
-  cargo pgrx test --release pg15
-fi
 
 step "all tests passed"
 # One closing line over every runner (any failure has already stopped the script).

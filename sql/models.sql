@@ -259,3 +259,52 @@ CREATE FUNCTION jdsh.rename_model(name text, new_name text) RETURNS integer
     END
     $$;
 COMMENT ON FUNCTION jdsh.rename_model(text, text) IS 'renames every version of a model; returns how many';
+
+-- Citus ----------------------------------------------------------------------------------------
+-- On a Citus cluster every node has its own jdsh.models (CREATE EXTENSION reaches the workers,
+-- the rows do not), and the shard queries that Citus sends to the workers run the encoders
+-- there: `ORDER BY code <~> jdsh.encode_text('m', ...)` is evaluated on every shard. This copies the
+-- coordinator's models to every worker, replacing theirs, in one transaction per worker (whose
+-- trigger then tells the worker's backends to drop their cached models). Run it after training,
+-- importing, renaming or dropping a model on the coordinator. Not a reference table: reading one
+-- inside a shard query is a nested distributed query, which Citus refuses (and the registry's
+-- trigger would have to be an "unsafe" one on every shard). jdsh does not link Citus: the calls
+-- below are looked up when this runs.
+CREATE FUNCTION jdsh.sync_models() RETURNS TABLE (node text, models integer)
+    LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp
+    AS $$
+    DECLARE
+        cmd text;
+        n integer;
+        failed text;
+    BEGIN
+        IF to_regprocedure('pg_catalog.run_command_on_workers(text, boolean)') IS NULL THEN
+            RAISE EXCEPTION 'jdsh.sync_models() copies models to the workers of a Citus cluster, and Citus is not installed in this database'
+                  USING ERRCODE = 'feature_not_supported';
+        END IF;
+        IF NOT citus_is_coordinator() THEN
+            RAISE EXCEPTION 'jdsh.sync_models() runs on the Citus coordinator'
+                  USING ERRCODE = 'feature_not_supported', HINT = 'Connect to the coordinator: its models are copied to every worker.';
+        END IF;
+        SELECT count(*)::int,
+               'DELETE FROM jdsh.models; '
+               || coalesce('INSERT INTO jdsh.models (name, version, method, bits, owner, created, source, params, metrics, model) VALUES '
+                           || string_agg(format('(%L, %s, %L, %s, %L, %L, %L, %L, %L, %L)', m.name, m.version, m.method, m.bits,
+                                                m.owner, m.created, m.source, m.params, m.metrics, m.model), ', '), 'SELECT')
+          INTO n, cmd
+          FROM jdsh.models m;
+        -- Both statements in one query string: one implicit transaction on each worker.
+        SELECT string_agg(format('%s:%s: %s', r.nodename, r.nodeport, r.result), '; ')
+          INTO failed
+          FROM run_command_on_workers(cmd) r WHERE NOT r.success;
+        IF failed IS NOT NULL THEN
+            RAISE EXCEPTION 'jdsh.sync_models(): copying the models failed on %', failed
+                  USING ERRCODE = 'connection_failure',
+                        HINT = 'The other workers have the models. Run jdsh.sync_models() again once the node is back.';
+        END IF;
+        RETURN QUERY SELECT w.node_name || ':' || w.node_port, n FROM citus_get_active_worker_nodes() w ORDER BY 1;
+    END
+    $$;
+REVOKE ALL ON FUNCTION jdsh.sync_models() FROM PUBLIC;
+COMMENT ON FUNCTION jdsh.sync_models() IS
+    'Citus: copies the coordinator''s models to every worker (replacing theirs); run it after a model changed';

@@ -11,6 +11,10 @@ set -euo pipefail
 if [ -n "${MODELS_TEST:-}" ]; then
   JDSH_PGPORT=${JDSH_MODELS_PORT:-54361}
   JDSH_CLUSTER="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)/.cluster-models"
+elif [ -n "${CITUS_TEST:-}" ]; then
+  # The Citus tests (tests/citus/*.sh) share scripts/citus.sh's cluster: q talks to its coordinator.
+  JDSH_PGPORT=${JDSH_CITUS_PORT:-54381}
+  JDSH_CLUSTER="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)/.cluster-citus/coordinator"
 fi
 : "${JDSH_PGPORT:?}" "${JDSH_CLUSTER:?}"
 LIB_SH="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)/lib.sh"
@@ -27,7 +31,7 @@ ctypes.CDLL(None).prctl(36, 1, 0, 0, 0)  # PR_SET_CHILD_SUBREAPER
 os.execvp(sys.argv[1], sys.argv[1:])' bash "$0" "$@"
 fi
 export JDSH_PGPORT JDSH_CLUSTER
-export PGDATABASE=jdsh_test
+if [ -n "${CITUS_TEST:-}" ]; then export PGDATABASE=jdsh; else export PGDATABASE=jdsh_test; fi
 source "$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)/scripts/env.sh"
 cd "$ROOT"
 export PGOPTIONS="-c client_min_messages=warning"
@@ -71,6 +75,13 @@ cleanup() {
   for d in "${EXTRA_DATA_DIRS[@]}"; do
     as_pg "$PG_BIN/pg_ctl" -D "$d" status >/dev/null 2>&1 && as_pg "$PG_BIN/pg_ctl" -D "$d" -m immediate -w stop >/dev/null 2>&1
   done
+  if [ -n "${CITUS_TEST:-}" ]; then
+    # The Citus cluster keeps its data for the next Citus test (stopped); scripts/test.sh removes it.
+    bash "$ROOT/scripts/citus.sh" stop >/dev/null 2>&1
+    [ "$rc" = 0 ] || echo "[$TEST_NAME] Citus cluster kept (stopped): $ROOT/.cluster-citus (remove with scripts/citus.sh destroy)"
+    [ "$rc" = 0 ] || [ -n "${FINAL_DONE:-}" ] || echo "FAIL $TEST_NAME: aborted (exit status $rc)"
+    return
+  fi
   bash "$ROOT/scripts/cluster.sh" stop >/dev/null 2>&1
   if [ -n "${MODELS_TEST:-}" ]; then
     # The shared models cluster keeps its data for the next models test (stopped: no server is
@@ -96,14 +107,19 @@ port_free() { ! "$PG_BIN/pg_isready" -q -h 127.0.0.1 -p "$1" -t 2 >/dev/null 2>&
 # True while process $1 exists and is not a zombie.
 alive() { [ -e "/proc/$1" ] && ! grep -qE '^[0-9]+ \(.*\) Z' "/proc/$1/stat" 2>/dev/null; }
 
-# A fresh cluster (initdb) and database with the extension and the helper functions below.
+# A fresh cluster (initdb) and database with the extension and the helper functions of code_helpers.
 fresh_cluster() {
   bash "$ROOT/scripts/cluster.sh" destroy >/dev/null 2>&1 || true
   port_free "$PGPORT"
   bash "$ROOT/scripts/cluster.sh" start >/dev/null || fail "cannot start the cluster on port $PGPORT"
   q -c "ALTER SYSTEM SET autovacuum = off" -c "SELECT pg_reload_conf()" >/dev/null
-  q -f - <<'SQL' >/dev/null || fail "cannot set up the test database"
-CREATE EXTENSION jdsh;
+  q -c "CREATE EXTENSION jdsh" >/dev/null || fail "cannot create the extension"
+  code_helpers
+}
+
+# The helper functions of the test database: h64 and gen_code.
+code_helpers() {
+  q -f - <<'SQL' >/dev/null || fail "cannot create the helper functions"
 -- 64 deterministic bits from a text
 CREATE FUNCTION h64(text) RETURNS bigint LANGUAGE sql IMMUTABLE PARALLEL SAFE
   AS $$ SELECT ('x' || substr(md5($1), 1, 16))::bit(64)::bigint $$;
@@ -490,3 +506,116 @@ sql_map() {
 }
 above() { python3 -c "import sys; sys.exit(0 if float('$1') >= float('$2') else 1)"; }
 hexq() { q -c "SET jdsh.bitcode_output = hex" -c "$1"; }
+
+# ---------------------------------------------------------------------------------------------
+# The Citus tests (tests/citus/*.sh, CITUS_TEST=1) share scripts/citus.sh's cluster: a coordinator
+# (q, on port $JDSH_CITUS_PORT, 54381) and two workers (wq 1, wq 2: the next two ports), database
+# jdsh. citus_fixture starts it (building Citus once) and gives each test a fresh jdsh: the
+# extension dropped with everything that uses it and created again on the coordinator, which
+# Citus propagates to the workers.
+CITUS_WORKERS=2
+wq() { local i=$1; shift; "$PG_BIN/psql" -X -qAt -v ON_ERROR_STOP=1 -h 127.0.0.1 -p $((JDSH_PGPORT + i)) -d jdsh "$@"; }
+worker_addr() { echo "127.0.0.1:$((JDSH_PGPORT + $1))"; }
+citus_fixture() {
+  local out
+  out=$(bash "$ROOT/scripts/citus.sh" start 2>&1) || fail "cannot start the Citus cluster: $out"
+  # Every table of earlier tests first (dropping the extension would only drop their columns).
+  q -c "DO \$\$ DECLARE r record; BEGIN
+          FOR r IN SELECT tablename FROM pg_tables WHERE schemaname = 'public' LOOP
+            EXECUTE format('DROP TABLE IF EXISTS public.%I CASCADE', r.tablename);
+          END LOOP; END \$\$" \
+    -c "DROP EXTENSION IF EXISTS jdsh CASCADE" \
+    -c "DROP FUNCTION IF EXISTS h64(text), gen_code(text) CASCADE" >/dev/null ||
+    fail "cannot reset the Citus cluster"
+  q -c "CREATE EXTENSION jdsh" >/dev/null || fail "cannot create the extension on the coordinator"
+  code_helpers
+  q -c "ALTER SYSTEM SET citus.shard_count = 8" -c "SELECT pg_reload_conf()" >/dev/null
+  say "Citus cluster: coordinator :$JDSH_PGPORT, workers $(worker_addr 1) and $(worker_addr 2); fresh jdsh"
+}
+
+# The single-node truth and the distributed table: t_local (id, code), a plain table on the
+# coordinator with $1 clustered codes and no index (so a sequential scan), and t, hash-distributed
+# on id over 8 shards, loaded from it by COPY, with the mih index on every shard. Queries qs as in
+# make_queries (10 codes of the table, 10 fresh ones near the clusters, 10 random ones).
+citus_tables() {
+  q -c "CREATE TABLE t_local (id bigint, code bitcode(64))" \
+    -c "INSERT INTO t_local SELECT i, gen_code(i::text) FROM generate_series(1, $1) i" \
+    -c "CREATE TABLE t (id bigint PRIMARY KEY, code bitcode(64))" \
+    -c "SELECT create_distributed_table('t', 'id')" >/dev/null || fail "cannot create the tables"
+  q -c "COPY t_local TO STDOUT" | q -c "COPY t FROM STDIN" || fail "COPY into the distributed table failed"
+  q -c "CREATE INDEX t_code_mih ON t USING mih (code)" >/dev/null || fail "CREATE INDEX USING mih on the distributed table failed"
+  q -c "DROP TABLE IF EXISTS qs" \
+    -c "CREATE TABLE qs AS
+          SELECT row_number() OVER ()::int AS qid, code FROM (
+            (SELECT code FROM t_local ORDER BY md5(id::text || 'citus') LIMIT 10)
+            UNION ALL SELECT gen_code('fresh' || i) FROM generate_series(1, 10) i
+            UNION ALL SELECT h64('random' || i)::bitcode(64) FROM generate_series(1, 10) i) s" >/dev/null
+}
+
+# Runs the k-NN (k = 1, 10, 100) and radius (0..4) queries of qs against the distributed table t
+# through psql as ordinary statements (mode plain) or as prepared statements with the query code
+# as a parameter, executed 90 and 150 times so that the plan cache goes generic (mode prepared);
+# compares every answer with the sequential scan of t_local on the coordinator. Prints "checks
+# mismatches"; mismatches go to stderr. $1: plain or prepared; further psql options follow.
+citus_compare() {
+  local mode=$1; shift
+  local gen out
+  if [ "$mode" = plain ]; then
+    gen="SELECT format('SELECT ''knn'', %s, %s, id, code <~> %L::bitcode FROM t ORDER BY code <~> %L::bitcode LIMIT %s', qid, k, code, code, k)
+           FROM qs, unnest('{1,10,100}'::int[]) k ORDER BY qid, k \\gexec
+         SELECT format('SELECT ''rad'', %s, %s, id, code <~> %L::bitcode FROM t WHERE code <@ jdsh.ball(%L::bitcode, %s)', qid, r, code, code, r)
+           FROM qs, generate_series(0, 4) r ORDER BY qid, r \\gexec"
+  else
+    gen="PREPARE knn(int, int, bitcode, int) AS SELECT 'knn', \$1, \$2, id, code <~> \$3 FROM t ORDER BY code <~> \$3 LIMIT \$4;
+         PREPARE rad(int, int, bitcode) AS SELECT 'rad', \$1, \$2, id, code <~> \$3 FROM t WHERE code <@ jdsh.ball(\$3, \$2);
+         SELECT format('EXECUTE knn(%s, %s, %L, %s)', qid, k, code, k) FROM qs, unnest('{1,10,100}'::int[]) k ORDER BY qid, k \\gexec
+         SELECT format('EXECUTE rad(%s, %s, %L)', qid, r, code) FROM qs, generate_series(0, 4) r ORDER BY qid, r \\gexec"
+  fi
+  out=$(q "$@" -F ' ' <<<"$gen") || return 1
+  q -c "DROP TABLE IF EXISTS got" -c "CREATE TABLE got (kind text, qid int, arg int, id bigint, d int)" >/dev/null
+  q -c "COPY got FROM STDIN (DELIMITER ' ')" <<<"$out" || return 1
+  out=$(q -F ' ' -f - <<'SQL'
+WITH truth AS MATERIALIZED (
+  SELECT q.qid, s.id, s.d FROM qs q,
+    LATERAL (SELECT id, code <~> q.code AS d FROM t_local ORDER BY code <~> q.code LIMIT 100) s),
+truth_rad AS MATERIALIZED (
+  SELECT q.qid, l.id, l.code <~> q.code AS d FROM qs q JOIN t_local l ON l.code <~> q.code <= 4),
+kth AS MATERIALIZED (
+  SELECT q.qid, k, (SELECT d FROM truth t WHERE t.qid = q.qid ORDER BY d OFFSET k - 1 LIMIT 1) AS dk
+    FROM qs q, unnest('{1,10,100}'::int[]) k),
+cmp AS MATERIALIZED (
+  SELECT 'knn-distances' AS kind, x.qid, x.k AS arg,
+         (SELECT array_agg(d ORDER BY d) FROM got g WHERE g.kind = 'knn' AND g.qid = x.qid AND g.arg = x.k)::text AS got,
+         (SELECT array_agg(d ORDER BY d) FROM (SELECT d FROM truth t WHERE t.qid = x.qid ORDER BY d LIMIT x.k) s)::text AS seq
+    FROM kth x
+  UNION ALL
+  SELECT 'knn-ids-closer-than-kth', x.qid, x.k,
+         (SELECT array_agg(id ORDER BY id) FROM got g WHERE g.kind = 'knn' AND g.qid = x.qid AND g.arg = x.k AND g.d < x.dk)::text,
+         (SELECT array_agg(id ORDER BY id) FROM truth t WHERE t.qid = x.qid AND t.d < x.dk)::text
+    FROM kth x
+  UNION ALL
+  SELECT 'radius', q.qid, r,
+         (SELECT array_agg(id ORDER BY id) FROM got g WHERE g.kind = 'rad' AND g.qid = q.qid AND g.arg = r)::text,
+         (SELECT array_agg(id ORDER BY id) FROM truth_rad t WHERE t.qid = q.qid AND t.d <= r)::text
+    FROM qs q, generate_series(0, 4) r),
+bad AS MATERIALIZED (SELECT * FROM cmp WHERE got IS DISTINCT FROM seq)
+SELECT kind, qid::text, arg::text, 'got=' || left(coalesce(got, '{}'), 200), 'seq=' || left(coalesce(seq, '{}'), 200)
+  FROM (SELECT * FROM bad ORDER BY kind, qid, arg LIMIT 20) b
+UNION ALL
+SELECT '#', (SELECT count(*) FROM cmp)::text, (SELECT count(*) FROM bad)::text,
+       (SELECT count(*) FROM truth_rad)::text, '';
+SQL
+  ) || return 1
+  grep -v '^# ' <<<"$out" >&2 || true
+  grep '^# ' <<<"$out" | cut -d' ' -f2-
+}
+
+# Runs citus_compare and fails on any mismatch. $1: a label; $2: plain or prepared.
+assert_citus_exact() {
+  local label=$1 mode=$2 res checks bad hits
+  res=$(citus_compare "$mode") || fail "$label: the queries failed"
+  read -r checks bad hits <<<"$res"
+  [ "${checks:-0}" = 330 ] || fail "$label: $checks comparisons instead of 330 (30 queries x 11)"
+  [ "$bad" = 0 ] || { soft_fail "$label: $bad of $checks distributed answers differ from a single-node sequential scan (listed above)"; return; }
+  say "$label: distributed = single-node seq scan for $checks checks (30 queries; k-NN k=1,10,100; $hits rows within radius 4)"
+}
