@@ -30,6 +30,11 @@ struct Plan {
 struct ScanState {
     mih: Mih<PgStore>,
     search: Option<(Plan, Search)>,
+    /// An index tuple whose code is NULL, for index-only scans that need no column. The index
+    /// cannot return codes (`amcanreturn` is unset), so the planner offers an index-only scan only
+    /// when the query reads no column of the index, as `SELECT count(*) FROM t` with sequential
+    /// scans off (PostgreSQL 18 does so for a mih index); the executor still wants a tuple per row.
+    no_columns: *mut pg_sys::IndexTupleData,
 }
 
 #[pgrx::pg_guard]
@@ -50,7 +55,10 @@ pub unsafe extern "C-unwind" fn ambeginscan(
             (*scan).xs_orderbynulls = pg_sys::palloc(n) as *mut bool;
             std::ptr::write_bytes((*scan).xs_orderbynulls, 1, n);
         }
-        let state = Box::new(ScanState { mih: open(index), search: None });
+        // In the scan's memory context (the executor's, current here): it lives as long as the scan.
+        let (mut value, mut null) = (pg_sys::Datum::from(0usize), true);
+        let no_columns = pg_sys::index_form_tuple((*index).rd_att, &mut value, &mut null);
+        let state = Box::new(ScanState { mih: open(index), search: None, no_columns });
         (*scan).opaque = Box::into_raw(state) as *mut std::ffi::c_void;
         scan
     }
@@ -236,6 +244,10 @@ pub unsafe extern "C-unwind" fn amgettuple(
         };
         to_item_pointer(tid, &mut (*scan).xs_heaptid);
         (*scan).xs_recheck = plan.recheck;
+        if (*scan).xs_want_itup {
+            (*scan).xs_itup = st.no_columns;
+            (*scan).xs_itupdesc = (*(*scan).indexRelation).rd_att;
+        }
         if (*scan).numberOfOrderBys > 0 {
             *(*scan).xs_orderbyvals = pg_sys::Datum::from(dist as i32);
             *(*scan).xs_orderbynulls = plan.null_order;

@@ -142,3 +142,11 @@ CREATE TABLE tiny AS SELECT * FROM mt WHERE id <= 20;
 CREATE INDEX ON tiny USING mih (code);
 ANALYZE tiny;
 EXPLAIN (COSTS OFF) SELECT id FROM tiny ORDER BY code <~> 'x0123456789abcdef' LIMIT 10;
+
+-- A query that reads no column of the index: with sequential scans off and the table all-visible,
+-- PostgreSQL 18 answers count(*) by an index-only scan of the mih index (15 does not), which must
+-- give one (column-less) tuple per row.
+VACUUM ul;
+SET enable_seqscan = off;
+SELECT count(*) FROM ul;
+RESET ALL;
