@@ -296,6 +296,50 @@ pg_v1! {
 // ---------------------------------------------------------------------------------------------
 // A whole column.
 
+/// What tells a row of `tbl` apart beside its ctid, as (column, its type), for jdsh.encode_table's
+/// update: a ctid names a row only within one relation. `tableoid` in a plain, partitioned or
+/// inheritance table; on a Citus distributed table the distribution column, since each shard is a
+/// relation of its own on some worker (whose tableoid is that worker's) and the column decides the
+/// shard. A Citus table without one (a reference table: a copy on every node, whose ctids need not
+/// agree) is refused. Citus is looked up by name, never linked.
+fn row_key(tbl: pg_sys::Oid, table: &str) -> (String, String) {
+    let plain = ("tableoid".to_string(), "oid".to_string());
+    let citus = Spi::get_one::<bool>("SELECT to_regclass('pg_catalog.pg_dist_partition') IS NOT NULL")
+        .ok()
+        .flatten()
+        .unwrap_or(false);
+    if !citus {
+        return plain;
+    }
+    let dist = Spi::connect(|client| {
+        let rows = client
+            .select(
+                "SELECT a.attname::text, format_type(a.atttypid, a.atttypmod) \
+                   FROM pg_dist_partition p \
+                   LEFT JOIN pg_attribute a ON a.attrelid = p.logicalrelid \
+                        AND a.attname = column_to_column_name(p.logicalrelid, p.partkey) \
+                  WHERE p.logicalrelid = $1",
+                None,
+                &[tbl.into()],
+            )
+            .unwrap_or_else(|e| raise(E::ERRCODE_INTERNAL_ERROR, e.to_string()));
+        if rows.is_empty() {
+            None
+        } else {
+            Some(rows.first().get_two::<String, String>().unwrap_or_else(|e| raise(E::ERRCODE_INTERNAL_ERROR, e.to_string())))
+        }
+    });
+    match dist {
+        None => plain,
+        Some((Some(column), Some(ty))) => (source::quote_ident(&column), ty),
+        Some(_) => raise_with_hint(
+            E::ERRCODE_FEATURE_NOT_SUPPORTED,
+            format!("jdsh.encode_table cannot update {table}: a Citus table without a distribution column (a reference table)"),
+            "Encode in the statement that writes the codes, e.g. INSERT INTO ... SELECT ..., jdsh.encode_text(model, column) FROM ...",
+        ),
+    }
+}
+
 /// `jdsh.encode_table(model, tbl, input_column, code_column, modality, batch_size, version)`:
 /// sets `code_column` of every row of `tbl` whose input is not NULL, `batch_size` rows per
 /// forward pass; returns the number of rows updated. `modality` ('image' or 'text') is needed only
@@ -372,12 +416,16 @@ fn encode_table(
         ),
     };
     let q = source::quote_ident;
-    let select =
-        format!("SELECT ctid::text, {} FROM {table} WHERE {} IS NOT NULL", q(input_column), q(input_column));
+    let (key, key_type) = row_key(tbl, &table);
+    let select = format!(
+        "SELECT ctid::text, {key}::text, {} FROM {table} WHERE {} IS NOT NULL",
+        q(input_column),
+        q(input_column)
+    );
     let update = format!(
         "UPDATE {table} AS t SET {code} = v.code \
-           FROM unnest($1::text[]::tid[], $2::text[]::bitcode[]) AS v(tid, code) \
-          WHERE t.ctid = v.tid AND t.ctid = ANY ($1::text[]::tid[])",
+           FROM unnest($1::text[]::tid[], $2::text[], $3::text[]::bitcode[]) AS v(tid, key, code) \
+          WHERE t.ctid = v.tid AND t.{key} = v.key::{key_type} AND t.ctid = ANY ($1::text[]::tid[])",
         code = q(code_column)
     );
     let device = gucs::batch_device();
@@ -388,7 +436,7 @@ fn encode_table(
             .try_open_cursor(select.as_str(), &[])
             .unwrap_or_else(|e| raise(E::ERRCODE_INTERNAL_ERROR, e.to_string()));
         loop {
-            let (tids, codes) = {
+            let (tids, keys, codes) = {
                 let mut rows = cursor
                     .fetch(batch_size as i64)
                     .unwrap_or_else(|e| raise(E::ERRCODE_INTERNAL_ERROR, e.to_string()));
@@ -396,11 +444,13 @@ fn encode_table(
                     break;
                 }
                 let mut tids: Vec<String> = Vec::with_capacity(rows.len());
+                let mut keys: Vec<String> = Vec::with_capacity(rows.len());
                 let mut input = source::Builder::new(&kind);
                 while rows.next().is_some() {
                     tids.push(rows.get::<String>(1).ok().flatten().unwrap_or_default());
+                    keys.push(rows.get::<String>(2).ok().flatten().unwrap_or_default());
                     let row = updated as usize + tids.len() - 1;
-                    input.push(input_column, input_oid, rows.get_datum_by_ordinal(2).ok().flatten(), row);
+                    input.push(input_column, input_oid, rows.get_datum_by_ordinal(3).ok().flatten(), row);
                 }
                 let input = input.finish(tids.len());
                 let codes = if image {
@@ -411,11 +461,11 @@ fn encode_table(
                 .unwrap_or_else(|e| errors::encode(model, e));
                 let codes: Vec<String> =
                     codes.iter().map(|c| jdsh_core::code::format_bits(c.nbits(), c.bytes())).collect();
-                (tids, codes)
+                (tids, keys, codes)
             };
             let n = tids.len();
             client
-                .update(update.as_str(), None, &[tids.into(), codes.into()])
+                .update(update.as_str(), None, &[tids.into(), keys.into(), codes.into()])
                 .unwrap_or_else(|e| raise(E::ERRCODE_INTERNAL_ERROR, e.to_string()));
             updated += n as i64;
             pgrx::check_for_interrupts!();

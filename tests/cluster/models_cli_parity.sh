@@ -83,7 +83,17 @@ n=$(q -c "SELECT jdsh.encode_table('wiki', 'wikipedia', 'image8', 'icode8', 'ima
 [ "$n" = 2866 ] || soft_fail "encode_table (double precision[] images) set $n rows, not 2866"
 hexq "SELECT icode8 FROM wikipedia ORDER BY id" >"$FILES/table_image8.txt"
 same_lines "wiki: jdsh.encode_table (double precision[] images) vs CLI" "$FILES/cli_image.txt" "$FILES/table_image8.txt"
-say "wiki: $CODES_COMPARED codes equal between the CLI and encode_image/text, encode_images/texts, encode_table"
+# A partitioned table: its partitions' ctids repeat, so encode_table tells rows apart by tableoid.
+q -c "CREATE TABLE wiki_parts (id int, image real[], icode bitcode(64)) PARTITION BY RANGE (id)" \
+  -c "CREATE TABLE wiki_parts_a PARTITION OF wiki_parts FOR VALUES FROM (MINVALUE) TO (1500)" \
+  -c "CREATE TABLE wiki_parts_b PARTITION OF wiki_parts FOR VALUES FROM (1500) TO (MAXVALUE)" \
+  -c "INSERT INTO wiki_parts SELECT id, image FROM wikipedia" >/dev/null
+n=$(q -c "SELECT jdsh.encode_table('wiki', 'wiki_parts', 'image', 'icode', 'image', batch_size => 300)")
+[ "$n" = 2866 ] || soft_fail "encode_table on a partitioned table set $n rows, not 2866"
+hexq "SELECT icode FROM wiki_parts ORDER BY id" >"$FILES/table_parts.txt"
+same_lines "wiki: jdsh.encode_table on a partitioned table (2 partitions) vs CLI" "$FILES/cli_image.txt" "$FILES/table_parts.txt"
+q -c "DROP TABLE wiki_parts" >/dev/null
+say "wiki: $CODES_COMPARED codes equal between the CLI and encode_image/text, encode_images/texts, encode_table (also on a partitioned table)"
 cli_vs_sql_map wiki "$FILES/wiki.safetensors"
 
 say "a model trained by the CLI (the fixture's cli.safetensors: jdsh-train train, 3 epochs), imported"

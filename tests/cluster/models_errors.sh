@@ -45,6 +45,7 @@ expect_error 42704 "unknown model (export_model)" "SELECT jdsh.export_model('no_
 expect_error 42704 "unknown model (drop_model)" "SELECT jdsh.drop_model('no_such_model');"
 expect_error 42704 "unknown version (drop_model)" "SELECT jdsh.drop_model('wiki', 99);"
 expect_error 42704 "unknown model (rename_model)" "SELECT jdsh.rename_model('no_such_model', 'x');"
+expect_error 0A000 "jdsh.sync_models() without Citus" "SELECT * FROM jdsh.sync_models();"
 expect_error 42710 "rename onto an existing model" "SELECT jdsh.rename_model('wiki', 'dcmh');"
 expect_error 42804 "raw text for a text-feature model" "SELECT jdsh.encode_text('wiki', 'some words');"
 expect_error 42804 "image bytes for an image-feature model" "SELECT jdsh.encode_image('wiki', '\\x89504e470d0a1a0a'::bytea);"
