@@ -8,6 +8,7 @@
 #   scripts/citus.sh start     # build if needed; coordinator :54381, workers :54382, :54383
 #   scripts/citus.sh stop | status | destroy
 #   scripts/citus.sh psql [coordinator|worker1|worker2] [ARGS]
+#   scripts/citus.sh tarball   # the source tarball's path, or why there is none
 #
 # The source is the release tarball (AGPL-3.0; tag v13.2.2) that the team keeps beside the
 # checkout, ../shared/peers/citus-13.2.2.tar.gz, or JDSH_CITUS_TARBALL. Citus 13.2 is the last line
@@ -113,7 +114,9 @@ case "${1:-start}" in
   destroy)
     for i in 2 1 0; do [ -e "$CITUS_ROOT/${NODES[$i]}" ] && on_node "$i" bash "$ROOT/scripts/cluster.sh" destroy >/dev/null; done
     rm -rf "$CITUS_ROOT"; log "destroyed" ;;
-  tarball) [ -f "$CITUS_TARBALL" ] && echo "$CITUS_TARBALL" ;;
+  tarball)  # prints the source tarball's path, or why there is none (exit 3)
+    if [ -f "$CITUS_TARBALL" ]; then echo "$CITUS_TARBALL"; else
+      echo "no Citus source at $CITUS_TARBALL (the team's ../shared/peers/ holds it; JDSH_CITUS_TARBALL names another copy)"; exit 3; fi ;;
   psql)
     shift; node=${1:-coordinator}; [ $# -gt 0 ] && shift
     for i in 0 1 2; do [ "${NODES[$i]}" = "$node" ] && exec env $(node_env "$i") bash "$ROOT/scripts/cluster.sh" psql "$@"; done

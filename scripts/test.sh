@@ -11,11 +11,13 @@
 #      its own (mih crash recovery during inserts and during VACUUM, a streaming standby, mih
 #      under concurrent writers, readers and VACUUM; the models_* tests share one cluster with
 #      the Wikipedia data and models trained once); all run, then the step fails if any failed,
-#   7. in-server tests (`cargo pgrx test`) in a throw-away cluster.
+#   7. (15 only) the Citus tests, tests/citus/*.sh, on scripts/citus.sh's coordinator and two
+#      workers, when Citus's source tarball is beside the checkout (skipped, saying so, otherwise),
+#   8. in-server tests (`cargo pgrx test`) in a throw-away cluster.
 # The last line counts what passed: cargo tests, regression tests and `PASS <name>` lines.
 #
 #   scripts/test.sh            # all of the above (CI: .ci/run)
-#   scripts/test.sh --pg 17    # steps 4-7 on one major only (15, 17 or 18), after its set-up
+#   scripts/test.sh --pg 17    # steps 4-8 on one major only (15, 17 or 18), after its set-up
 set -euo pipefail
 majors=(15 18) only=
 if [ "${1:-}" = --pg ]; then majors=("${2:?--pg needs a major version: 15, 17 or 18}") only=1; fi
@@ -39,7 +41,7 @@ if [ -z "$only" ]; then
   cargo test --release -p jdsh-core -p jdsh-trainer
 fi
 
-# Steps 4-7 on PostgreSQL $JDSH_PG (env.sh, sourced again for it: its server, cluster and port).
+# Steps 4-8 on PostgreSQL $JDSH_PG (env.sh, sourced again for it: its server, cluster and port).
 major_tests() {
   source "$ROOT/scripts/env.sh"
   if [ -n "$only" ] || [ "$JDSH_PG" != 15 ]; then
@@ -73,6 +75,28 @@ major_tests() {
   if [ "${#failed[@]}" -gt 0 ]; then
     echo "PostgreSQL $JDSH_PG: cluster tests failed: ${failed[*]} (their clusters are kept for inspection; see the FAIL lines above)"
     return 1
+  fi
+
+  if [ "$JDSH_PG" = 15 ]; then
+    step "PostgreSQL 15: Citus tests (tests/citus/*.sh: a coordinator and two workers)"
+    # Citus is an optional peer, built from its source tarball beside the checkout (the team's
+    # machines and CI have it); without it these tests are skipped, visibly.
+    if citus_src=$(bash scripts/citus.sh tarball); then
+      bash scripts/citus.sh build
+      bash scripts/citus.sh destroy >/dev/null
+      for t in tests/citus/*.sh; do
+        s=$(date +%s)
+        bash "$t" || failed+=("$(basename "$t" .sh)")
+        echo "($(basename "$t"): $(( $(date +%s) - s ))s)"
+      done
+      if [ "${#failed[@]}" -gt 0 ]; then
+        echo "Citus tests failed: ${failed[*]} (the Citus cluster is kept, stopped: scripts/citus.sh start to look, destroy to remove)"
+        return 1
+      fi
+      bash scripts/citus.sh destroy >/dev/null
+    else
+      echo "SKIP Citus tests: $citus_src"
+    fi
   fi
 
   step "PostgreSQL $JDSH_PG: in-server tests (cargo pgrx test)"

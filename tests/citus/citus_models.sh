@@ -116,9 +116,10 @@ say "SET LOCAL jdsh.threads = 2 (citus.propagate_set_commands = 'local'): the sh
 # there (CREATE EXTENSION ran on each); a role Citus propagated may read but not write.
 q -c "DROP ROLE IF EXISTS citus_alice" -c "CREATE ROLE citus_alice LOGIN" >/dev/null
 for w in 1 2; do
+  # (it reads m's two versions)
   out=$(wq "$w" -v VERBOSITY=verbose -c "SET ROLE citus_alice" -c "SELECT count(*) FROM jdsh.models" \
           -c "INSERT INTO jdsh.models (name, version, method, bits, params, metrics, model) VALUES ('x', 1, 'jdsh', 64, '{}', '{}', '')" 2>&1 || true)
-  grep -q '^1$' <<<"$out" && grep -q 'ERROR:  42501' <<<"$out" ||
+  grep -q '^2$' <<<"$out" && grep -q 'ERROR:  42501' <<<"$out" ||
     fail "worker $(worker_addr "$w"): citus_alice reading and writing jdsh.models gives: $out"
   rls=$(wq "$w" -c "SELECT relrowsecurity, (SELECT count(*) FROM pg_policy WHERE polrelid = c.oid) FROM pg_class c WHERE oid = 'jdsh.models'::regclass")
   [ "$rls" = "t|4" ] || fail "worker $(worker_addr "$w"): row-level security on jdsh.models is '$rls' (expected on, 4 policies)"
