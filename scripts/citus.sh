@@ -68,9 +68,13 @@ PY
 }
 
 # node N: the environment of node N (0 = coordinator) for scripts/cluster.sh and psql.
+# Every node preloads jdsh beside citus: the coordinator's adaptive executor opens extra
+# connections to a worker for shard queries that take over 10 ms and closes them afterwards
+# (citus.max_cached_conns_per_worker = 1), and each new backend would map jdsh and libtorch
+# at its first call (~0.4 s): 670 ms per top-10 on 1M learned-like codes instead of a few.
 node_env() {
   local i=$1
-  echo "JDSH_CLUSTER=$CITUS_ROOT/${NODES[$i]} JDSH_PGPORT=$((CITUS_PORT + i)) JDSH_PRELOAD=citus PGDATABASE=jdsh"
+  echo "JDSH_CLUSTER=$CITUS_ROOT/${NODES[$i]} JDSH_PGPORT=$((CITUS_PORT + i)) JDSH_PRELOAD=citus,jdsh PGDATABASE=jdsh"
 }
 on_node() {  # on_node I COMMAND...: runs scripts/cluster.sh-style commands with node I's settings
   local i=$1; shift
@@ -91,6 +95,12 @@ start() {
   done
   if [ -n "$fresh" ]; then
     for i in 0 1 2; do nq "$i" -c "CREATE EXTENSION IF NOT EXISTS citus" >/dev/null; done
+    # The coordinator keeps up to 8 connections per worker between queries (Citus keeps 1): a
+    # top-k over several shards of a worker opens one per shard when they take over 10 ms
+    # (citus.executor_slow_start_interval), and a new backend per shard query and per statement,
+    # forked from a postmaster with libtorch mapped, plus a TLS handshake, costs more than the
+    # search (1M learned-like codes in 8 shards: 350-580 ms per top-10 with 1, 35 ms with 4).
+    nq 0 -c "ALTER SYSTEM SET citus.max_cached_conns_per_worker = 8" -c "SELECT pg_reload_conf()" >/dev/null
     nq 0 -c "SELECT citus_set_coordinator_host('127.0.0.1', $CITUS_PORT)" \
          -c "SELECT citus_add_node('127.0.0.1', $((CITUS_PORT + 1)))" \
          -c "SELECT citus_add_node('127.0.0.1', $((CITUS_PORT + 2)))" >/dev/null

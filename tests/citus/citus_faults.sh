@@ -12,7 +12,7 @@ citus_fixture
 citus_tables 100000
 W2=$(worker_addr 2)
 worker2() {  # worker2 start|stop: scripts/cluster.sh on the second worker's node
-  JDSH_CLUSTER="$ROOT/.cluster-citus/worker2" JDSH_PGPORT=$((JDSH_PGPORT + 2)) JDSH_PRELOAD=citus PGDATABASE=jdsh \
+  JDSH_CLUSTER="$ROOT/.cluster-citus/worker2" JDSH_PGPORT=$((JDSH_PGPORT + 2)) JDSH_PRELOAD=citus,jdsh PGDATABASE=jdsh \
     bash "$ROOT/scripts/cluster.sh" "$1" >/dev/null
 }
 
