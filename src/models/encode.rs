@@ -326,7 +326,11 @@ fn row_key(tbl: pg_sys::Oid, table: &str) -> (String, String) {
         if rows.is_empty() {
             None
         } else {
-            Some(rows.first().get_two::<String, String>().unwrap_or_else(|e| raise(E::ERRCODE_INTERNAL_ERROR, e.to_string())))
+            Some(
+                rows.first()
+                    .get_two::<String, String>()
+                    .unwrap_or_else(|e| raise(E::ERRCODE_INTERNAL_ERROR, e.to_string())),
+            )
         }
     });
     match dist {
