@@ -57,7 +57,12 @@ pub unsafe extern "C-unwind" fn ambeginscan(
         }
         // In the scan's memory context (the executor's, current here): it lives as long as the scan.
         let (mut value, mut null) = (pg_sys::Datum::from(0usize), true);
-        let no_columns = pg_sys::index_form_tuple((*index).rd_att, &mut value, &mut null);
+        // (Raw pointers: the arrays are `*mut` before PostgreSQL 17 and `*const` from it.)
+        let no_columns = pg_sys::index_form_tuple(
+            (*index).rd_att,
+            std::ptr::addr_of_mut!(value),
+            std::ptr::addr_of_mut!(null),
+        );
         let state = Box::new(ScanState { mih: open(index), search: None, no_columns });
         (*scan).opaque = Box::into_raw(state) as *mut std::ffi::c_void;
         scan
