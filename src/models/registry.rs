@@ -101,6 +101,17 @@ pub fn load(name: &str, version: Option<i32>) -> Arc<Model> {
     load_versioned(name, version).1
 }
 
+/// True on a Citus worker (Citus installed here, and this node not its coordinator), where a
+/// missing model usually means one not copied from the coordinator yet. Citus is looked up by
+/// name, never linked; asked only on the way to an error.
+fn on_citus_worker() -> bool {
+    let ask = |sql: &str| Spi::get_one::<bool>(sql).ok().flatten().unwrap_or(false);
+    // Two queries: the call would not even parse where Citus is not installed.
+    ask("SELECT to_regprocedure('pg_catalog.citus_is_coordinator()') IS NOT NULL \
+            AND EXISTS (SELECT 1 FROM pg_extension WHERE extname = 'citus')")
+        && ask("SELECT NOT pg_catalog.citus_is_coordinator()")
+}
+
 /// [`load`], with the version it resolved to.
 pub fn load_versioned(name: &str, version: Option<i32>) -> (i32, Arc<Model>) {
     let key: Key = (name.to_string(), version);
@@ -150,7 +161,12 @@ pub fn load_versioned(name: &str, version: Option<i32>) -> (i32, Arc<Model>) {
         Ok(_) | Err(pgrx::spi::SpiError::InvalidPosition) => raise_with_hint(
             E::ERRCODE_UNDEFINED_OBJECT,
             format!("{} does not exist", describe(name, version)),
-            "SELECT * FROM jdsh.list_models() shows the models; jdsh.train or jdsh.import_model adds one.",
+            if on_citus_worker() {
+                "This node is a Citus worker, which has its own jdsh.models: run SELECT * FROM jdsh.sync_models() \
+                 on the coordinator to copy the coordinator's models here."
+            } else {
+                "SELECT * FROM jdsh.list_models() shows the models; jdsh.train or jdsh.import_model adds one."
+            },
         ),
         Err(e) => raise(E::ERRCODE_INTERNAL_ERROR, format!("reading jdsh.models: {e}")),
     };

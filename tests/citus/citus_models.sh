@@ -32,11 +32,12 @@ v=$(q -F ' ' -c "SELECT version FROM jdsh.train('m', 'docs', 'img', 'txt', epoch
 [ "$v" = 1 ] || fail "jdsh.train gave version '$v'"
 say "jdsh.train on the coordinator read the distributed table docs: model m v1"
 
-# Before the sync, the shard queries find no model on the workers.
+# Before the sync, the shard queries find no model on the workers, and the hint says what to do.
 out=$(qv -c "SELECT count(*) FROM docs WHERE code IS DISTINCT FROM jdsh.encode_text('m', txt)" || true)
-grep -q 'ERROR:  42704: model "m" does not exist' <<<"$out" && grep -q 'while executing command on 127.0.0.1:' <<<"$out" ||
+grep -q 'ERROR:  42704: model "m" does not exist' <<<"$out" && grep -q 'while executing command on 127.0.0.1:' <<<"$out" &&
+  grep -q 'HINT:  This node is a Citus worker.*jdsh.sync_models()' <<<"$out" ||
   fail "before jdsh.sync_models(), a shard query with model m gives: $out"
-say "before the sync: $(grep -m1 -o 'model "m" does not exist' <<<"$out"), on $(grep -m1 -o 'command on 127.0.0.1:[0-9]*' <<<"$out" | cut -d' ' -f3)"
+say "before the sync: $(grep -m1 -o 'model "m" does not exist' <<<"$out"), on $(grep -m1 -o 'command on 127.0.0.1:[0-9]*' <<<"$out" | cut -d' ' -f3), hint: $(grep -m1 -o 'run SELECT .* coordinator' <<<"$out")"
 
 sync=$(q -F ' ' -c "SELECT * FROM jdsh.sync_models()") || fail "jdsh.sync_models() failed"
 [ "$(wc -l <<<"$sync")" = 2 ] && ! grep -qv ' 1$' <<<"$sync" || fail "jdsh.sync_models() returned: $sync"
