@@ -23,7 +23,6 @@ CITUS_PORT="${JDSH_CITUS_PORT:-54381}"
 CITUS_ROOT="$ROOT/.cluster-citus"
 NODES=(coordinator worker1 worker2)
 log() { printf '\033[1m[citus]\033[0m %s\n' "$*"; }
-as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
 
 # Citus 13.2.2's extension version (citus.control's default_version).
 CITUS_EXTVERSION=13.2-1
@@ -35,15 +34,7 @@ installed() {
 build() {
   installed && return 0
   [ -f "$CITUS_TARBALL" ] || { echo "no Citus source at $CITUS_TARBALL (set JDSH_CITUS_TARBALL)" >&2; exit 3; }
-  local deps=(libzstd-dev liblz4-dev libcurl4-openssl-dev libkrb5-dev) missing=() p
-  for p in "${deps[@]}"; do
-    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
-  done
-  if [ ${#missing[@]} -gt 0 ]; then
-    log "apt-get install ${missing[*]}"
-    as_root apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive as_root apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
-  fi
+  apt_install libzstd-dev liblz4-dev libcurl4-openssl-dev libkrb5-dev
   local src="$ROOT/.cache/citus-src"
   rm -rf "$src" && mkdir -p "$src"
   tar -xzf "$CITUS_TARBALL" -C "$src" --strip-components=1

@@ -29,6 +29,22 @@ else
   as_pg() { "$@"; }
 fi
 
+# Root commands: directly when root, through sudo otherwise.
+as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
+
+# Installs those of the Debian packages "$@" that are missing (nothing, not even apt-get update,
+# when all are there). The caller's `log` says what is installed.
+apt_install() {
+  local p missing=()
+  for p in "$@"; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
+  done
+  [ ${#missing[@]} -gt 0 ] || return 0
+  log "apt-get install ${missing[*]}"
+  as_root apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive as_root apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+}
+
 # The real folder of folder $1 (a cluster's, or a built server's prefix), one the server's user
 # reaches. The server opens its
 # files by path, so every folder above them must be searchable by that user; a checkout in a

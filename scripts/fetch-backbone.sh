@@ -25,7 +25,6 @@ FILE=efficientnet_lite0.safetensors
 FILE_SHA256=acb66ba78b96553c67931ce44850d97492011d6748fc2eb43900750938540887
 
 log() { printf '\033[1m[fetch-backbone]\033[0m %s\n' "$*" >&2; }
-as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
 sha() { sha256sum "$1" | cut -d' ' -f1; }
 
 if [ -n "${JDSH_BACKBONE_DIR:-}" ]; then

@@ -22,7 +22,6 @@ done
 source "$(dirname "$0")/env.sh"
 
 log() { printf '\033[1m[setup]\033[0m %s\n' "$*"; }
-as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
 
 # --- Debian packages ---------------------------------------------------------------------------
 apt_pkgs=(postgresql-15 postgresql-server-dev-15 libclang-dev clang sudo pkg-config build-essential
@@ -31,17 +30,9 @@ apt_pkgs=(postgresql-15 postgresql-server-dev-15 libclang-dev clang sudo pkg-con
 command -v npm >/dev/null || apt_pkgs+=(npm)
 # What building a newer PostgreSQL from source needs (scripts/postgres.sh).
 [ "$JDSH_PG" = 15 ] || apt_pkgs+=(bison flex zlib1g-dev)
-missing=()
-for p in "${apt_pkgs[@]}"; do
-  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
-done
-if [ ${#missing[@]} -gt 0 ]; then
-  log "apt-get install ${missing[*]}"
-  as_root apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive as_root apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
-  # PostgreSQL's package created the postgres user, which decides where servers and clusters live.
-  source "$(dirname "$0")/env.sh"
-fi
+apt_install "${apt_pkgs[@]}"
+# PostgreSQL's package creates the postgres user, which decides where servers and clusters live.
+source "$(dirname "$0")/env.sh"
 # A newer major: its server, built from Debian's source package (cached: nothing to do when built).
 [ "$JDSH_PG" = 15 ] || bash "$ROOT/scripts/postgres.sh" "$JDSH_PG"
 

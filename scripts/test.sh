@@ -41,6 +41,18 @@ if [ -z "$only" ]; then
   cargo test --release -p jdsh-core -p jdsh-trainer
 fi
 
+# run_each TEST...: runs every test script but lib.sh, timing each; a failed one's name goes to
+# $failed (all run, the caller decides).
+run_each() {
+  local t s
+  for t in "$@"; do
+    [ "$(basename "$t")" = lib.sh ] && continue
+    s=$(date +%s)
+    bash "$t" || failed+=("$(basename "$t" .sh)")
+    echo "($(basename "$t"): $(( $(date +%s) - s ))s)"
+  done
+}
+
 # Steps 4-8 on PostgreSQL $JDSH_PG (env.sh, sourced again for it: its server, cluster and port).
 major_tests() {
   source "$ROOT/scripts/env.sh"
@@ -64,12 +76,7 @@ major_tests() {
   }
   models_cluster destroy >/dev/null
   failed=()
-  for t in tests/cluster/*.sh; do
-    [ "$(basename "$t")" = lib.sh ] && continue
-    s=$(date +%s)
-    bash "$t" || failed+=("$(basename "$t" .sh)")
-    echo "($(basename "$t"): $(( $(date +%s) - s ))s)"
-  done
+  run_each tests/cluster/*.sh
   # Kept (stopped) for inspection when a models test failed; the next run removes it first.
   case " ${failed[*]-} " in *" models_"*) ;; *) models_cluster destroy >/dev/null ;; esac
   if [ "${#failed[@]}" -gt 0 ]; then
@@ -84,11 +91,7 @@ major_tests() {
     if citus_src=$(bash scripts/citus.sh tarball); then
       bash scripts/citus.sh build
       bash scripts/citus.sh destroy >/dev/null
-      for t in tests/citus/*.sh; do
-        s=$(date +%s)
-        bash "$t" || failed+=("$(basename "$t" .sh)")
-        echo "($(basename "$t"): $(( $(date +%s) - s ))s)"
-      done
+      run_each tests/citus/*.sh
       if [ "${#failed[@]}" -gt 0 ]; then
         echo "Citus tests failed: ${failed[*]} (the Citus cluster is kept, stopped: scripts/citus.sh start to look, destroy to remove)"
         return 1

@@ -535,8 +535,8 @@ citus_fixture() {
 
 # The single-node truth and the distributed table: t_local (id, code), a plain table on the
 # coordinator with $1 clustered codes and no index (so a sequential scan), and t, hash-distributed
-# on id over 8 shards, loaded from it by COPY, with the mih index on every shard. Queries qs as in
-# make_queries (10 codes of the table, 10 fresh ones near the clusters, 10 random ones).
+# on id over 8 shards, loaded from it by COPY, with the mih index on every shard; the queries qs of
+# make_queries (a local table on the coordinator).
 citus_tables() {
   q -c "CREATE TABLE t_local (id bigint, code bitcode(64))" \
     -c "INSERT INTO t_local SELECT i, gen_code(i::text) FROM generate_series(1, $1) i" \
@@ -544,12 +544,7 @@ citus_tables() {
     -c "SELECT create_distributed_table('t', 'id')" >/dev/null || fail "cannot create the tables"
   q -c "COPY t_local TO STDOUT" | q -c "COPY t FROM STDIN" || fail "COPY into the distributed table failed"
   q -c "CREATE INDEX t_code_mih ON t USING mih (code)" >/dev/null || fail "CREATE INDEX USING mih on the distributed table failed"
-  q -c "DROP TABLE IF EXISTS qs" \
-    -c "CREATE TABLE qs AS
-          SELECT row_number() OVER ()::int AS qid, code FROM (
-            (SELECT code FROM t_local ORDER BY md5(id::text || 'citus') LIMIT 10)
-            UNION ALL SELECT gen_code('fresh' || i) FROM generate_series(1, 10) i
-            UNION ALL SELECT h64('random' || i)::bitcode(64) FROM generate_series(1, 10) i) s" >/dev/null
+  make_queries citus
 }
 
 # Runs the k-NN (k = 1, 10, 100) and radius (0..4) queries of qs against the distributed table t
