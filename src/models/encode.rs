@@ -301,14 +301,10 @@ pg_v1! {
 /// inheritance table; on a Citus distributed table the distribution column, since each shard is a
 /// relation of its own on some worker (whose tableoid is that worker's) and the column decides the
 /// shard. A Citus table without one (a reference table: a copy on every node, whose ctids need not
-/// agree) is refused. Citus is looked up by name, never linked.
+/// agree) is refused.
 fn row_key(tbl: pg_sys::Oid, table: &str) -> (String, String) {
     let plain = ("tableoid".to_string(), "oid".to_string());
-    let citus = Spi::get_one::<bool>("SELECT to_regclass('pg_catalog.pg_dist_partition') IS NOT NULL")
-        .ok()
-        .flatten()
-        .unwrap_or(false);
-    if !citus {
+    if !super::citus_installed() {
         return plain;
     }
     let dist = Spi::connect(|client| {

@@ -14,6 +14,15 @@ mod report;
 mod source;
 mod train;
 
+/// True when Citus is installed in this database: it is looked up by name, never linked (its
+/// catalog and functions are used only where this says they exist).
+fn citus_installed() -> bool {
+    pgrx::Spi::get_one::<bool>("SELECT EXISTS (SELECT 1 FROM pg_extension WHERE extname = 'citus')")
+        .ok()
+        .flatten()
+        .unwrap_or(false)
+}
+
 /// Tells the trainer that the image backbone's weights are in this server's
 /// `<sharedir>/extension/jdsh/` (where set-up installs them beside the extension's scripts),
 /// found from the server's own executable, so that no `pg_config` needs to be on its `PATH`.

@@ -105,11 +105,12 @@ pub fn load(name: &str, version: Option<i32>) -> Arc<Model> {
 /// missing model usually means one not copied from the coordinator yet. Citus is looked up by
 /// name, never linked; asked only on the way to an error.
 fn on_citus_worker() -> bool {
-    let ask = |sql: &str| Spi::get_one::<bool>(sql).ok().flatten().unwrap_or(false);
     // Two queries: the call would not even parse where Citus is not installed.
-    ask("SELECT to_regprocedure('pg_catalog.citus_is_coordinator()') IS NOT NULL \
-            AND EXISTS (SELECT 1 FROM pg_extension WHERE extname = 'citus')")
-        && ask("SELECT NOT pg_catalog.citus_is_coordinator()")
+    super::citus_installed()
+        && Spi::get_one::<bool>("SELECT NOT pg_catalog.citus_is_coordinator()")
+            .ok()
+            .flatten()
+            .unwrap_or(false)
 }
 
 /// [`load`], with the version it resolved to.
