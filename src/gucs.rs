@@ -49,6 +49,10 @@ pub static DEVICE: GucSetting<Device> = GucSetting::<Device>::new(Device::Auto);
 /// libtorch threads a backend may use (`jdsh.threads`); 0 = libtorch's default (one per core).
 pub static THREADS: GucSetting<i32> = GucSetting::<i32>::new(1);
 
+/// `jdsh.mih_probe_budget`: how much probing a mih index search may do before it reads a whole
+/// table of the index instead, in percent of that read's cost; -1 = what the index's build chose.
+pub static MIH_PROBE_BUDGET: GucSetting<i32> = GucSetting::<i32>::new(-1);
+
 /// Applies `jdsh.threads` to libtorch (when > 0) and returns it as the trainer's
 /// `TrainConfig::threads` (None = libtorch's default).
 fn apply_threads() -> Option<usize> {
@@ -145,6 +149,19 @@ pub fn init() {
         &THREADS,
         0,
         1024,
+        GucContext::Userset,
+        GucFlags::default(),
+    );
+    GucRegistry::define_int_guc(
+        c"jdsh.mih_probe_budget",
+        c"How much probing a mih index search may do before reading a table of the index instead, \
+          in percent of that read's cost (-1 = the index's own choice).",
+        c"Each mih index chooses this at build from its codes (jdsh.mih_info shows it). 0 reads \
+          at once (brute force over the index's codes); larger values probe longer. Results are \
+          exact either way; only the speed changes.",
+        &MIH_PROBE_BUDGET,
+        -1,
+        10_000,
         GucContext::Userset,
         GucFlags::default(),
     );

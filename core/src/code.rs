@@ -227,6 +227,30 @@ pub fn hamming(a: &[u8], b: &[u8]) -> u32 {
     d
 }
 
+/// Appends to `out` the Hamming distance from `query` to each code of `codes` (codes as long as
+/// `query`, back to back): [`hamming`] over a run of codes, with the one- and two-word lengths
+/// unrolled, for searches that read every code of a page. A loop without calls, so that the
+/// compiler keeps it tight; the caller filters the distances in a second loop.
+#[inline]
+pub fn distances(query: &[u8], codes: &[u8], out: &mut Vec<u32>) {
+    let word = |b: &[u8]| u64::from_ne_bytes(b.try_into().unwrap());
+    match query.len() {
+        8 => {
+            let q = word(query);
+            out.extend(codes.chunks_exact(8).map(|c| (word(c) ^ q).count_ones()));
+        }
+        16 => {
+            let (q0, q1) = (word(&query[..8]), word(&query[8..]));
+            out.extend(
+                codes
+                    .chunks_exact(16)
+                    .map(|c| (word(&c[..8]) ^ q0).count_ones() + (word(&c[8..]) ^ q1).count_ones()),
+            );
+        }
+        n => out.extend(codes.chunks_exact(n).map(|c| hamming(c, query))),
+    }
+}
+
 /// Number of set bits.
 #[inline]
 pub fn popcount(a: &[u8]) -> u32 {
@@ -386,6 +410,21 @@ mod tests {
         fn hamming_matches_naive((a, b) in pair_strategy()) {
             prop_assert_eq!(hamming(a.bytes(), b.bytes()), naive_hamming(&a, &b));
             prop_assert_eq!(hamming(a.bytes(), a.bytes()), 0);
+        }
+
+        #[test]
+        fn distances_match_hamming(q in 0u32..=300, n in 0usize..20, seed in any::<u64>()) {
+            let nbits = q.max(1);
+            let mut rng = crate::rng::SeededRng::new(seed);
+            let cb = storage_bytes(nbits);
+            let mut codes = vec![0u8; n * cb];
+            codes.iter_mut().for_each(|b| *b = rng.next_u64() as u8);
+            let query: Vec<u8> = (0..cb).map(|_| rng.next_u64() as u8).collect();
+            let mut got = vec![7];
+            distances(&query, &codes, &mut got);
+            let want: Vec<u32> =
+                std::iter::once(7).chain(codes.chunks_exact(cb).map(|c| hamming(c, &query))).collect();
+            prop_assert_eq!(got, want);
         }
 
         #[test]

@@ -1,6 +1,7 @@
 //! `ambuild` / `ambuildempty`: read the table once, then write the whole index in block order
 //! (meta, directory, each table's buckets) and WAL-log it in bulk.
 
+use jdsh_core::mih::layout::DEFAULT_PROBE_BUDGET;
 use jdsh_core::mih::{tune, Mih, Params, Tid};
 use pgrx::{pg_sys, PgSqlErrorCode};
 
@@ -110,21 +111,24 @@ pub unsafe extern "C-unwind" fn ambuild(
         let (m, fillfactor) = options::of(index);
         let n = st.tids.len() as u64;
         // Without WITH (substrings = m), the number of tables is chosen from the codes themselves
-        // (core/src/mih/tune.rs: their k-NN radii and the probes + candidates each m would cost);
-        // below 16k rows, from the rule b / log2(n).
-        let m = m.or_else(|| {
-            let t = tune::choose_substrings(nbits, &st.codes, fillfactor)?;
+        // (core/src/mih/tune.rs: their k-NN radii and the probes + entries each m would cost), and
+        // with it or without, how much a search may probe before reading a table instead; below
+        // 16k rows, m from the rule b / log2(n) and the default budget.
+        let tuning = tune::choose_substrings(nbits, &st.codes, fillfactor, m);
+        if let Some(t) = &tuning {
             pgrx::debug1!(
-                "mih: {} substrings for {} rows (rule: {}; median {}-NN distance {}; estimated us per search: {:?})",
+                "mih: {} substrings, probe budget {}% for {} rows (rule: {}; median {}-NN distance {}; estimated us per search: {:?})",
                 t.m,
+                t.probe_budget,
                 n,
                 t.rule_m,
                 tune::TUNE_K,
                 t.median_radius,
                 t.costs.iter().map(|(m, c)| (*m, c.round())).collect::<Vec<_>>()
             );
-            Some(t.m)
-        });
+        }
+        let m = m.or(tuning.as_ref().map(|t| t.m));
+        let budget = tuning.map_or(DEFAULT_PROBE_BUDGET, |t| t.probe_budget);
         let params = Params::choose(nbits, n, m, fillfactor).unwrap_or_else(|e| report(e));
         pg_sys::pgstat_progress_update_param(pg_sys::PROGRESS_CREATEIDX_SUBPHASE as i32, PHASE_WRITE);
         pg_sys::pgstat_progress_update_param(
@@ -132,7 +136,7 @@ pub unsafe extern "C-unwind" fn ambuild(
             (n * params.m() as u64) as i64,
         );
         let store = PgStore::new(index);
-        Mih::build(store, params, &st.codes, &st.tids, |done| {
+        Mih::build(store, params, budget, &st.codes, &st.tids, |done| {
             pg_sys::pgstat_progress_update_param(pg_sys::PROGRESS_CREATEIDX_TUPLES_DONE as i32, done as i64);
         })
         .unwrap_or_else(|e| report(e));
@@ -160,5 +164,5 @@ pub unsafe extern "C-unwind" fn ambuildempty(index: pg_sys::Relation) {
     };
     let (m, fillfactor) = options::of(index);
     let params = Params::choose(nbits, 0, m, fillfactor).unwrap_or_else(|e| report(e));
-    Mih::build(PgStore::init_fork(index), params, &[], &[], |_| {}).unwrap_or_else(|e| report(e));
+    Mih::build(PgStore::init_fork(index), params, DEFAULT_PROBE_BUDGET, &[], &[], |_| {}).unwrap_or_else(|e| report(e));
 }

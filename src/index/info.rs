@@ -1,7 +1,7 @@
 //! `jdsh.mih_info(index)`: how an index is laid out — its number of substrings (hash tables),
 //! their lengths, the buckets per table, the rows at build — and what chose the number of
 //! substrings: the `substrings` option, the rule (small tables), or the build's measurement of
-//! the codes (`jdsh_core::mih::tune`).
+//! the codes (`jdsh_core::mih::tune`); and the probe budget the build chose.
 
 use jdsh_core::mih::tune;
 use pgrx::prelude::*;
@@ -21,6 +21,7 @@ fn mih_info(
         name!(buckets_per_table, i64),
         name!(built_rows, i64),
         name!(chosen_by, String),
+        name!(probe_budget, i32),
     ),
 > {
     let am = Spi::get_one_with_args::<String>(
@@ -49,5 +50,6 @@ fn mih_info(
         p.nbuckets as i64,
         built as i64,
         chosen_by,
+        mih.meta.probe_budget as i32,
     ))
 }

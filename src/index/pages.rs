@@ -6,15 +6,16 @@
 //! the whole call, and every store and guard lives within that call. A `PgGuard` owns one pin and
 //! one content lock of its buffer from its creation to its drop.
 
-use jdsh_core::mih::layout::{self, is_free, BLOCK_SIZE, PAGE_HEADER, PD_LOWER};
+use jdsh_core::mih::layout::{self, is_free, BLOCK_SIZE, PAGE_HEADER, PD_LOWER, PD_UPPER};
 use jdsh_core::mih::{BlockNo, PageGuard, PageStore};
 use pgrx::pg_sys;
 
 // The core's page geometry is PostgreSQL's: `BLOCK_SIZE`-byte pages whose data starts after the
-// page header (no line pointers), and `pd_lower` where the core writes it.
+// page header (no line pointers), and `pd_lower`/`pd_upper` where the core writes them.
 const _: () = assert!(BLOCK_SIZE == pg_sys::BLCKSZ as usize);
 const _: () = assert!(PAGE_HEADER == std::mem::offset_of!(pg_sys::PageHeaderData, pd_linp));
 const _: () = assert!(PD_LOWER == std::mem::offset_of!(pg_sys::PageHeaderData, pd_lower));
+const _: () = assert!(PD_UPPER == std::mem::offset_of!(pg_sys::PageHeaderData, pd_upper));
 const _: () = assert!(std::mem::size_of::<pg_sys::LocationIndex>() == 2);
 
 #[derive(Clone, Copy)]

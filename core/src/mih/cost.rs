@@ -1,9 +1,19 @@
 //! The probe count of the planner's cost model: how many substring values a search probes to
 //! cover a radius. The extension's `amcostestimate` (`src/index/cost.rs`) prices these probes
-//! and chooses the radius to price.
+//! and chooses the radius to price. And the prices of a search's steps, by which a search
+//! decides between probing and reading a whole table, and the build (`super::tune`) between
+//! numbers of substrings.
 
 use super::layout::Params;
 use super::probe::binomial;
+
+/// Microseconds per probe: buffer lookup, pin and lock of the bucket page, search in its codes.
+pub const PROBE_US: f64 = 1.0;
+/// Microseconds per entry that a probe visits: its substrings and full distance to the query.
+pub const CANDIDATE_US: f64 = 0.02;
+/// Microseconds per entry of a whole-table read: codes streamed through the popcount kernel,
+/// with the pin and lock of each page.
+pub const READ_US: f64 = 0.0015;
 
 /// The substring radius table `t` of `m` has been probed to once a search has covered total
 /// radius `r`: with `r = m r' + a`, `r'` for tables `0..=a` and `r' - 1` for the others (`None`
@@ -38,6 +48,7 @@ pub fn two_shells_radius(p: &Params) -> u32 {
 mod tests {
     use super::*;
     use crate::code::storage_bytes;
+    use crate::mih::layout::NEVER_READ;
     use crate::mih::{MemStore, Mih, Search, Tid};
     use crate::rng::SeededRng;
 
@@ -107,7 +118,7 @@ mod tests {
         let tids: Vec<Tid> = (0..n).map(|i| Tid::new(i as u32, 1)).collect();
         let params = Params::choose(nbits, n as u64, Some(8), 90).unwrap();
         let store = MemStore::new();
-        let mih = Mih::build(&store, params.clone(), &codes, &tids, |_| {}).unwrap();
+        let mih = Mih::build(&store, params.clone(), NEVER_READ, &codes, &tids, |_| {}).unwrap();
         let q = rng.next_u64().to_be_bytes();
         for r in [0u32, 1, 7, 8, 9, 15, 20, 31] {
             let mut s = Search::new(&mih, &q, Some(r)).unwrap();

@@ -1,9 +1,10 @@
 //! On-page formats and the parameters of a Multi-Index Hashing index.
 //!
 //! Every page is a PostgreSQL page: the first [`PAGE_HEADER`] bytes are PostgreSQL's page header,
-//! which this module never reads or writes except `pd_lower` (at [`PD_LOWER`], see
-//! [`set_lower`]): everything jdsh stores sits between the header and `pd_lower`, so that Generic
-//! WAL (which skips the hole between `pd_lower` and `pd_upper`) logs exactly the bytes in use.
+//! which this module never reads or writes except `pd_lower` and `pd_upper` (at [`PD_LOWER`] and
+//! [`PD_UPPER`], see [`set_bounds`]): everything jdsh stores sits between the header and
+//! `pd_lower` or between `pd_upper` and the page's end, so that Generic WAL (which skips the hole
+//! between `pd_lower` and `pd_upper`) logs exactly the bytes in use.
 //!
 //! Pages, by block number:
 //! - 0: the meta page ([`Meta`]): code length, number of substrings `m` and their bit ranges,
@@ -11,8 +12,10 @@
 //! - 1..=D: the directory: for table `t` and bucket `b`, the block of the bucket's head page
 //!   (slot `t * nbuckets + b`), or [`INVALID_BLOCK`] while the bucket is empty.
 //! - the rest: bucket pages. A bucket is a chain of pages; each page holds entries
-//!   `(code, heap tid)` sorted by the table's substring value, so a probe is a binary search.
-//!   The full code is in every entry, so verification never visits the heap.
+//!   `(code, heap tid)` sorted by the table's substring value, so a probe is a search in one
+//!   sorted array. The full code is in every entry, so verification never visits the heap. The
+//!   codes lie back to back from the page's start and the tids from its end, so that reading
+//!   every code of a page (a search that reads a whole table) streams only code bytes.
 //!
 //! The byte layout of each page kind is in the modules [`meta_page`], [`dir_page`] and
 //! [`bucket_page`] (offsets from the start of the page, numbers little-endian), as pgvector's
@@ -27,6 +30,8 @@ pub const BLOCK_SIZE: usize = 8192;
 pub const PAGE_HEADER: usize = 24;
 /// Offset of `pd_lower` (`u16`) in PostgreSQL's `PageHeaderData`.
 pub const PD_LOWER: usize = 12;
+/// Offset of `pd_upper` (`u16`), right after `pd_lower`.
+pub const PD_UPPER: usize = 14;
 pub const INVALID_BLOCK: u32 = u32::MAX;
 pub type BlockNo = u32;
 
@@ -39,7 +44,8 @@ const KIND_META: u16 = 0x4D4D; // "MM"
 const KIND_DIR: u16 = 0x4D44; // "MD"
 const KIND_BUCKET: u16 = 0x4D42; // "MB"
 const KIND_FREE: u16 = 0x4D46; // "MF": unlinked by VACUUM, waiting in the free space map
-pub const FORMAT_VERSION: u16 = 1;
+/// 2: a bucket page keeps codes and tids in two arrays (1 interleaved them).
+pub const FORMAT_VERSION: u16 = 2;
 
 const BUCKET_HEADER: usize = 16;
 const DIR_HEADER: usize = 8;
@@ -60,7 +66,9 @@ const KIND: usize = PAGE_HEADER;
 ///             +  4  u32           nbits: code length
 ///             +  8  u32           m: substrings (tables)
 ///             + 12  u32           nbuckets: buckets per table
-///             + 16  u8            fillfactor, then 7 zero bytes
+///             + 16  u8            fillfactor, then a zero byte
+///             + 18  u16           probe_budget: percent of a whole-table read that a search may
+///                                 spend probing ([`NEVER_READ`]: no limit), then 4 zero bytes
 ///             + 24  u64           built_rows
 ///             + 32  [u16; m + 1]  substring bounds (`pd_lower` ends after them)
 /// ```
@@ -71,8 +79,10 @@ pub mod meta_page {
     pub const M: usize = H + 8;
     pub const NBUCKETS: usize = H + 12;
     pub const FILLFACTOR: usize = H + 16;
+    pub const ZERO: usize = H + 17;
+    pub const PROBE_BUDGET: usize = H + 18;
     /// Zero bytes up to `BUILT_ROWS`.
-    pub const PADDING: usize = H + 17;
+    pub const PADDING: usize = H + 20;
     pub const BUILT_ROWS: usize = H + 24;
     pub const BOUNDS: usize = H + 32;
 }
@@ -102,8 +112,10 @@ pub mod dir_page {
 ///             +  8  u16  table
 ///             + 10  u16  zero
 ///             + 12  u32  bucket
-///             + 16  count entries: code (word-padded code bytes), then the heap tid (u32 block,
-///                   u16 offset); sorted by the table's substring (`pd_lower` ends after them)
+///             + 16  [code; count]: word-padded code bytes, sorted by the table's substring
+///                   (`pd_lower` ends after them)
+/// BLOCK_SIZE - 6 (i + 1)  the heap tid of entry i (u32 block, u16 offset): the tids run from the
+///                   page's end backwards (`pd_upper` is where the last one starts)
 /// ```
 pub mod bucket_page {
     use super::PAGE_HEADER as H;
@@ -253,25 +265,23 @@ impl Params {
 /// Bits `start..start + len` of `bytes` (MSB-first), `len <= 64`.
 #[inline]
 pub fn extract_bits(bytes: &[u8], start: u32, len: u32) -> u64 {
+    // Fast path (probes and candidate checks run this per entry): the bits lie in one 64-bit
+    // word of the word-padded code, a single big-endian load.
+    let (word, skip) = ((start / 64) as usize * 8, start % 64);
+    if len > 0 && skip + len <= 64 && word + 8 <= bytes.len() {
+        let w = u64::from_be_bytes(bytes[word..word + 8].try_into().unwrap());
+        return (w << skip) >> (64 - len);
+    }
+    extract_bits_slow(bytes, start, len)
+}
+
+/// [`extract_bits`] for bits across two words, or in a code shorter than a word.
+#[inline(never)]
+fn extract_bits_slow(bytes: &[u8], start: u32, len: u32) -> u64 {
     if len == 0 {
         return 0;
     }
     let first = (start / 8) as usize;
-    let skip = start % 8;
-    // Fast path (the probe's binary search runs this per comparison): one big-endian load.
-    if skip + len <= 64 && first + 8 <= bytes.len() {
-        let w = u64::from_be_bytes([
-            bytes[first],
-            bytes[first + 1],
-            bytes[first + 2],
-            bytes[first + 3],
-            bytes[first + 4],
-            bytes[first + 5],
-            bytes[first + 6],
-            bytes[first + 7],
-        ]);
-        return (w << skip) >> (64 - len);
-    }
     let last = ((start + len - 1) / 8) as usize;
     // Up to 9 bytes: accumulate in u128 so that a 64-bit substring at an odd offset fits.
     let mut acc: u128 = 0;
@@ -296,25 +306,43 @@ fn wr32(p: &mut [u8], at: usize, v: u32) {
     p[at..at + 4].copy_from_slice(&v.to_le_bytes());
 }
 
-/// Sets PostgreSQL's `pd_lower` to the end of the used area (`used` bytes after the header).
-pub fn set_lower(page: &mut [u8], used: usize) {
+/// Sets PostgreSQL's `pd_lower` to the end of the used area at the page's start (`used` bytes
+/// after the header) and `pd_upper` to the start of the used area at its end (`tail` bytes).
+/// Generic WAL logs neither the hole between them nor anything a page kind keeps there.
+pub fn set_bounds(page: &mut [u8], used: usize, tail: usize) {
     wr16(page, PD_LOWER, (PAGE_HEADER + used) as u16);
+    wr16(page, PD_UPPER, (BLOCK_SIZE - tail) as u16);
+}
+
+/// [`set_bounds`] for page kinds that keep nothing at the page's end.
+pub fn set_lower(page: &mut [u8], used: usize) {
+    set_bounds(page, used, 0);
 }
 
 /// Copies what jdsh owns of a page image onto a page that PostgreSQL initialised (`PageInit`):
-/// `pd_lower` and everything after the page header. The rest of the header stays PostgreSQL's.
+/// `pd_lower`, `pd_upper` and everything after the page header. The rest of the header stays
+/// PostgreSQL's.
 pub fn copy_contents(page: &mut [u8], image: &[u8]) {
     page[PAGE_HEADER..].copy_from_slice(&image[PAGE_HEADER..]);
-    page[PD_LOWER..PD_LOWER + 2].copy_from_slice(&image[PD_LOWER..PD_LOWER + 2]);
+    page[PD_LOWER..PD_UPPER + 2].copy_from_slice(&image[PD_LOWER..PD_UPPER + 2]);
 }
 
 // ---- meta page -------------------------------------------------------------------------------
+
+/// A probe budget without limit: searches never read a whole table instead of probing.
+pub const NEVER_READ: u16 = u16::MAX;
+/// The probe budget of an index whose build measured nothing (a small or empty table): probing
+/// may cost what a whole-table read costs, then the search reads (at most twice the cheaper way).
+pub const DEFAULT_PROBE_BUDGET: u16 = 100;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Meta {
     pub params: Params,
     /// Rows indexed by the build (a size hint for the scan's cost decisions).
     pub built_rows: u64,
+    /// How much probing a search may do before reading table 0 instead, in percent of what that
+    /// read costs (chosen by the build, `super::tune`; [`NEVER_READ`]: no limit).
+    pub probe_budget: u16,
 }
 
 impl Meta {
@@ -326,6 +354,8 @@ impl Meta {
         wr32(page, meta_page::M, p.m());
         wr32(page, meta_page::NBUCKETS, p.nbuckets);
         page[meta_page::FILLFACTOR] = p.fillfactor;
+        page[meta_page::ZERO] = 0;
+        wr16(page, meta_page::PROBE_BUDGET, self.probe_budget);
         page[meta_page::PADDING..meta_page::BUILT_ROWS].fill(0);
         page[meta_page::BUILT_ROWS..meta_page::BOUNDS].copy_from_slice(&self.built_rows.to_le_bytes());
         let mut at = meta_page::BOUNDS;
@@ -365,7 +395,7 @@ impl Meta {
             return Err(MihError::Corrupt(format!("bad substring bounds {bounds:?} for {nbits} bits")));
         }
         let params = Params { nbits, bounds, nbuckets, fillfactor: page[meta_page::FILLFACTOR] };
-        Ok(Meta { params, built_rows })
+        Ok(Meta { params, built_rows, probe_budget: rd16(page, meta_page::PROBE_BUDGET) })
     }
 }
 
@@ -445,35 +475,78 @@ impl Bucket {
 
     #[inline]
     fn at(p: &Params, i: usize) -> usize {
-        bucket_page::ENTRIES + i * p.entry_size()
+        bucket_page::ENTRIES + i * p.code_bytes()
+    }
+
+    #[inline]
+    fn tid_at(i: usize) -> usize {
+        BLOCK_SIZE - (i + 1) * TID_BYTES
+    }
+
+    /// The code of entry `i`.
+    #[inline]
+    pub fn code<'a>(page: &'a [u8], p: &Params, i: usize) -> &'a [u8] {
+        let at = Bucket::at(p, i);
+        &page[at..at + p.code_bytes()]
+    }
+
+    /// The heap tid of entry `i`.
+    #[inline]
+    pub fn tid(page: &[u8], i: usize) -> Tid {
+        Tid::read(&page[Bucket::tid_at(i)..])
     }
 
     /// Entry `i`: (code bytes, heap tid).
     #[inline]
     pub fn entry<'a>(page: &'a [u8], p: &Params, i: usize) -> (&'a [u8], Tid) {
-        let at = Bucket::at(p, i);
-        let cb = p.code_bytes();
-        (&page[at..at + cb], Tid::read(&page[at + cb..at + cb + TID_BYTES]))
+        (Bucket::code(page, p, i), Bucket::tid(page, i))
     }
 
-    /// First entry whose substring `t` is >= `value`.
+    /// Every code of the page, back to back (entry `i` at `i * code_bytes`).
+    #[inline]
+    pub fn codes<'a>(page: &'a [u8], p: &Params) -> &'a [u8] {
+        &page[Bucket::at(p, 0)..Bucket::at(p, Bucket::count(page))]
+    }
+
+    /// First entry whose substring `t` is >= `value`. An interpolation search: a bucket's values
+    /// are hashed there, so they are spread evenly over the page and a guess from the value lands
+    /// near it; each guess touches one cache line of a page that a probe reads cold (a binary
+    /// search touches ~9). After a few guesses it bisects, so skewed pages stay logarithmic.
     pub fn lower_bound(page: &[u8], p: &Params, t: u32, value: u64) -> usize {
         let n = Bucket::count(page);
+        let sub = |i: usize| p.substring(t, Bucket::code(page, p, i));
         // Pages written by a build hold disjoint value ranges: most probes of a chain's other
         // pages stop at these two comparisons.
-        if n == 0 || p.substring(t, Bucket::entry(page, p, n - 1).0) < value {
+        if n == 0 || sub(n - 1) < value {
             return n;
         }
-        let (mut lo, mut hi) = (0, n);
-        while lo < hi {
-            let mid = (lo + hi) / 2;
-            if p.substring(t, Bucket::entry(page, p, mid).0) < value {
-                lo = mid + 1;
+        let (mut lo, mut vlo) = (0, sub(0));
+        if vlo >= value {
+            return 0;
+        }
+        // sub(lo) < value <= sub(hi): the answer is in lo + 1..=hi.
+        let (mut hi, mut vhi) = (n - 1, sub(n - 1));
+        let mut guesses = 0;
+        while hi - lo > 8 {
+            let mid = if guesses < 4 {
+                let span = (hi - lo - 1) as u128 * (value - vlo - 1) as u128 / (vhi - vlo) as u128;
+                lo + 1 + span as usize
             } else {
-                hi = mid;
+                (lo + hi) / 2
+            };
+            guesses += 1;
+            let v = sub(mid);
+            if v < value {
+                (lo, vlo) = (mid, v);
+            } else {
+                (hi, vhi) = (mid, v);
             }
         }
-        lo
+        let mut i = lo + 1;
+        while i < hi && sub(i) < value {
+            i += 1;
+        }
+        i
     }
 
     /// Inserts keeping the order by substring `t`; false when the page is full.
@@ -485,12 +558,14 @@ impl Bucket {
         let value = p.substring(t, code);
         // After the last entry with the same value: equal values keep insertion order.
         let mut i = Bucket::lower_bound(page, p, t, value);
-        while i < n && p.substring(t, Bucket::entry(page, p, i).0) == value {
+        while i < n && p.substring(t, Bucket::code(page, p, i)) == value {
             i += 1;
         }
-        let es = p.entry_size();
         let at = Bucket::at(p, i);
-        page.copy_within(at..Bucket::at(p, n), at + es);
+        page.copy_within(at..Bucket::at(p, n), at + p.code_bytes());
+        // The tids of entries i.. move one slot towards the page's start.
+        let (first, end) = (BLOCK_SIZE - n * TID_BYTES, BLOCK_SIZE - i * TID_BYTES);
+        page.copy_within(first..end, first - TID_BYTES);
         Bucket::write_entry(page, p, i, code, tid);
         Bucket::set_count(page, p, n + 1);
         true
@@ -505,28 +580,27 @@ impl Bucket {
 
     fn write_entry(page: &mut [u8], p: &Params, i: usize, code: &[u8], tid: Tid) {
         let at = Bucket::at(p, i);
-        let cb = p.code_bytes();
-        page[at..at + cb].copy_from_slice(code);
-        tid.write(&mut page[at + cb..at + cb + TID_BYTES]);
+        page[at..at + p.code_bytes()].copy_from_slice(code);
+        tid.write(&mut page[Bucket::tid_at(i)..Bucket::tid_at(i) + TID_BYTES]);
     }
 
-    /// The count and `pd_lower` move together, so that WAL covers exactly the entries.
+    /// The count, `pd_lower` and `pd_upper` move together, so that WAL covers exactly the entries.
     fn set_count(page: &mut [u8], p: &Params, n: usize) {
         wr16(page, bucket_page::COUNT, n as u16);
-        set_lower(page, BUCKET_HEADER + n * p.entry_size());
+        set_bounds(page, BUCKET_HEADER + n * p.code_bytes(), n * TID_BYTES);
     }
 
     /// Removes the entries whose tid `dead` says so, keeping order; returns how many.
     pub fn retain(page: &mut [u8], p: &Params, mut dead: impl FnMut(Tid) -> bool) -> usize {
         let n = Bucket::count(page);
-        let es = p.entry_size();
+        let cb = p.code_bytes();
         let mut w = 0;
         for r in 0..n {
-            let (_, tid) = Bucket::entry(page, p, r);
-            if !dead(tid) {
+            if !dead(Bucket::tid(page, r)) {
                 if w != r {
                     let (from, to) = (Bucket::at(p, r), Bucket::at(p, w));
-                    page.copy_within(from..from + es, to);
+                    page.copy_within(from..from + cb, to);
+                    page.copy_within(Bucket::tid_at(r)..Bucket::tid_at(r) + TID_BYTES, Bucket::tid_at(w));
                 }
                 w += 1;
             }
@@ -578,24 +652,24 @@ mod tests {
         u32::from_le_bytes(page[at..at + 4].try_into().unwrap())
     }
 
-    /// The on-disk format of FORMAT_VERSION 1, at literal offsets: the named offsets must not
+    /// The on-disk format of FORMAT_VERSION 2, at literal offsets: the named offsets must not
     /// move a byte (a change needs a new FORMAT_VERSION).
     #[test]
-    fn format_version_1_is_pinned() {
+    fn format_version_2_is_pinned() {
         let params = Params { nbits: 100, bounds: vec![0, 33, 66, 100], nbuckets: 77, fillfactor: 85 };
         let mut page = vec![0xEEu8; BLOCK_SIZE];
-        Meta { params: params.clone(), built_rows: 0x0102_0304_0506_0708 }.write(&mut page);
+        Meta { params: params.clone(), built_rows: 0x0102_0304_0506_0708, probe_budget: 0x0C0D }.write(&mut page);
         assert_eq!(le16(&page, 24), 0x4D4D);
-        assert_eq!(le16(&page, 26), 1);
+        assert_eq!(le16(&page, 26), 2);
         assert_eq!((le32(&page, 28), le32(&page, 32), le32(&page, 36)), (100, 3, 77));
-        assert_eq!(page[40], 85);
-        assert_eq!(&page[41..48], &[0; 7]);
+        assert_eq!((page[40], page[41], le16(&page, 42)), (85, 0, 0x0C0D));
+        assert_eq!(&page[44..48], &[0; 4]);
         assert_eq!(u64::from_le_bytes(page[48..56].try_into().unwrap()), 0x0102_0304_0506_0708);
         assert_eq!([le16(&page, 56), le16(&page, 58), le16(&page, 60), le16(&page, 62)], [0, 33, 66, 100]);
-        assert_eq!(le16(&page, 12), 64, "pd_lower ends after the bounds");
+        assert_eq!((le16(&page, 12), le16(&page, 14)), (64, 8192), "pd_lower ends after the bounds");
         assert_eq!(
             Meta::read(&page).unwrap(),
-            Meta { params: params.clone(), built_rows: 0x0102_0304_0506_0708 }
+            Meta { params: params.clone(), built_rows: 0x0102_0304_0506_0708, probe_budget: 0x0C0D }
         );
 
         let mut page = vec![0xEEu8; BLOCK_SIZE];
@@ -603,24 +677,58 @@ mod tests {
         dir_set(&mut page, 2, 9);
         assert_eq!((le16(&page, 24), le16(&page, 26), le32(&page, 28)), (0x4D44, 0, 4000));
         assert_eq!((le32(&page, 32), le32(&page, 40)), (INVALID_BLOCK, 9));
-        assert_eq!(le16(&page, 12) as usize, 32 + 4 * DIR_SLOTS_PER_PAGE);
+        assert_eq!((le16(&page, 12) as usize, le16(&page, 14)), (32 + 4 * DIR_SLOTS_PER_PAGE, 8192));
         assert_eq!(DIR_SLOTS_PER_PAGE, 2040);
 
         let mut page = vec![0xEEu8; BLOCK_SIZE];
         Bucket::init(&mut page, 2, 70);
         Bucket::set_next(&mut page, 123);
-        let code = [0xA5u8; 16];
+        // Substring 2 is bits 66..100: 0xA5... has a larger one than 0x11...
+        let (code, low) = ([0xA5u8; 16], [0x11u8; 16]);
         assert!(Bucket::insert(&mut page, &params, 2, &code, Tid::new(0x0A0B_0C0D, 0x0E0F)));
-        assert_eq!((le16(&page, 24), le16(&page, 26), le32(&page, 28)), (0x4D42, 1, 123));
+        assert!(Bucket::insert(&mut page, &params, 2, &low, Tid::new(0x0102_0304, 0x0506)));
+        assert_eq!((le16(&page, 24), le16(&page, 26), le32(&page, 28)), (0x4D42, 2, 123));
         assert_eq!((le16(&page, 32), le16(&page, 34), le32(&page, 36)), (2, 0, 70));
-        assert_eq!(&page[40..56], &code);
-        assert_eq!(&page[56..62], &[0x0D, 0x0C, 0x0B, 0x0A, 0x0F, 0x0E]);
-        assert_eq!(le16(&page, 12), 62);
+        assert_eq!((&page[40..56], &page[56..72]), (&low[..], &code[..]), "codes from the start, in order");
+        assert_eq!(&page[8186..8192], &[0x04, 0x03, 0x02, 0x01, 0x06, 0x05], "entry 0's tid at the end");
+        assert_eq!(&page[8180..8186], &[0x0D, 0x0C, 0x0B, 0x0A, 0x0F, 0x0E], "entry 1's tid before it");
+        assert_eq!((le16(&page, 12), le16(&page, 14)), (72, 8180));
         assert_eq!(params.capacity(), (8192 - 24 - 16) / 22);
 
         Bucket::make_free(&mut page);
-        assert_eq!((le16(&page, 24), le16(&page, 26), le16(&page, 12)), (0x4D46, 0, 28));
+        assert_eq!((le16(&page, 24), le16(&page, 26), le16(&page, 12), le16(&page, 14)), (0x4D46, 0, 28, 8192));
         assert!(is_free(&page));
+    }
+
+    /// The interpolation search finds what a linear scan finds, on even, skewed and
+    /// duplicate-heavy pages, for values below, between, on and above the page's.
+    #[test]
+    fn lower_bound_equals_a_linear_scan() {
+        let mut rng = crate::rng::SeededRng::new(9);
+        let p = Params { nbits: 64, bounds: vec![0, 16, 64], nbuckets: 1, fillfactor: 100 };
+        for case in 0..300 {
+            let mut page = vec![0u8; BLOCK_SIZE];
+            Bucket::init(&mut page, 0, 0);
+            let n = rng.below(p.capacity() as u64 + 1) as usize;
+            let distinct = 1 + rng.below(1 << (case % 17)) as u64;
+            for i in 0..n {
+                // Table 0 is the top 16 bits; skewed cases square a uniform draw.
+                let u = rng.below(distinct);
+                let v = if case % 3 == 0 { u * u / distinct } else { u } & 0xFFFF;
+                let code = ((v << 48) | i as u64).to_be_bytes();
+                assert!(Bucket::insert(&mut page, &p, 0, &code, Tid::new(i as u32, 1)));
+            }
+            let values: Vec<u64> = (0..n).map(|i| p.substring(0, Bucket::code(&page, &p, i))).collect();
+            assert!(values.windows(2).all(|w| w[0] <= w[1]));
+            for _ in 0..50 {
+                let probe = match rng.below(3) {
+                    0 if n > 0 => values[rng.below(n as u64) as usize],
+                    _ => rng.below(distinct.min(1 << 16) + 2),
+                };
+                let want = values.iter().position(|&v| v >= probe).unwrap_or(n);
+                assert_eq!(Bucket::lower_bound(&page, &p, 0, probe), want, "case {case}, {n} entries, value {probe}");
+            }
+        }
     }
 
     #[test]
@@ -630,8 +738,8 @@ mod tests {
         let mut page: Vec<u8> = (0..BLOCK_SIZE).map(|i| i as u8).collect();
         copy_contents(&mut page, &image);
         assert_eq!(&page[PAGE_HEADER..], &image[PAGE_HEADER..]);
-        assert_eq!(&page[PD_LOWER..PD_LOWER + 2], &image[PD_LOWER..PD_LOWER + 2]);
-        let others: Vec<usize> = (0..PAGE_HEADER).filter(|i| !(PD_LOWER..PD_LOWER + 2).contains(i)).collect();
+        assert_eq!(&page[PD_LOWER..PD_UPPER + 2], &image[PD_LOWER..PD_UPPER + 2]);
+        let others: Vec<usize> = (0..PAGE_HEADER).filter(|i| !(PD_LOWER..PD_UPPER + 2).contains(i)).collect();
         assert!(others.iter().all(|&i| page[i] == i as u8), "the rest of the header is PostgreSQL's");
     }
 }

@@ -62,22 +62,11 @@ impl<S: PageStore> Mih<S> {
         self.read_chain(head, t, b, |page| probe_page(page, p, t, value, visit))
     }
 
-    /// Calls `visit` for every entry of table `t` (the fallback when probing would cost more).
-    pub fn scan_table(
-        &self,
-        heads: &[BlockNo],
-        t: u32,
-        visit: &mut impl FnMut(&[u8], Tid),
-    ) -> Result<(), MihError> {
-        let p = self.params();
-        let nb = p.nbuckets as usize;
+    /// Calls `f` on every bucket page of table `t` (a search that reads a whole table).
+    pub fn read_table(&self, heads: &[BlockNo], t: u32, mut f: impl FnMut(&[u8])) -> Result<(), MihError> {
+        let nb = self.params().nbuckets as usize;
         for b in 0..nb {
-            self.read_chain(heads[t as usize * nb + b], t, b as u32, |page| {
-                for i in 0..Bucket::count(page) {
-                    let (c, tid) = Bucket::entry(page, p, i);
-                    visit(c, tid);
-                }
-            })?;
+            self.read_chain(heads[t as usize * nb + b], t, b as u32, &mut f)?;
         }
         Ok(())
     }
@@ -108,11 +97,11 @@ fn probe_page(page: &[u8], p: &Params, t: u32, value: u64, visit: &mut impl FnMu
     let n = Bucket::count(page);
     let mut i = Bucket::lower_bound(page, p, t, value);
     while i < n {
-        let (c, tid) = Bucket::entry(page, p, i);
+        let c = Bucket::code(page, p, i);
         if p.substring(t, c) != value {
             break;
         }
-        visit(c, tid);
+        visit(c, Bucket::tid(page, i));
         i += 1;
     }
 }

@@ -13,18 +13,24 @@
 //! found it: its substring distance in table `i` is more than the radius probed in `i`. That
 //! test needs only the candidate's code, so no set of seen rows is kept.
 //!
-//! When a shell would take more probes than reading a whole table costs, the search reads table
-//! 0 once instead, which finds every remaining row (uniform random codes at large distances).
+//! Probing stops when it would cost more than the index's probe budget (a share of what reading a
+//! whole table costs, [`Meta::probe_budget`], by the prices of [`super::cost`]): the search then
+//! reads table 0 instead, every code of it streamed through the popcount kernel, in bands. A band
+//! keeps the rows from the radius covered so far up to the smallest distance that holds
+//! [`FIRST_BAND_ROWS`] of them (twice as many at each further band), so a k-NN read keeps a few
+//! rows, not the table; a radius search keeps everything within its radius in one band.
+//!
+//! [`Meta::probe_budget`]: super::layout::Meta::probe_budget
 
+use super::cost::{CANDIDATE_US, PROBE_US, READ_US};
 use super::index::Mih;
-use super::layout::{BlockNo, MihError, Params, Tid};
+use super::layout::{BlockNo, Bucket, MihError, Params, Tid, NEVER_READ};
 use super::probe::{binomial, for_each_at_distance};
 use super::store::PageStore;
-use crate::code::hamming;
+use crate::code::{distances, hamming};
 
-/// A probe costs about as much as checking this many entries in a sequential read: measured
-/// ~1 µs per probe (buffer lookup, pin, lock, binary search) against ~5 ns per entry read.
-const PROBE_COST_IN_ENTRIES: u64 = 200;
+/// Rows the first band of a whole-table read keeps: more than a k-NN scan is usually asked for.
+pub const FIRST_BAND_ROWS: usize = 1024;
 
 /// What a search did so far. Only the tests read it (the extension reports none of it): that
 /// probing stays sub-linear, and that the cost model counts the probes a search makes.
@@ -32,10 +38,21 @@ const PROBE_COST_IN_ENTRIES: u64 = 200;
 pub struct SearchStats {
     /// Substring values probed (one bucket chain each).
     pub probes: u64,
-    /// Entries verified by their full distance.
+    /// Entries verified by their full distance (new rows the probes found, or entries read).
     pub candidates: u64,
-    /// Whole tables read instead of probing (at most one).
+    /// Entries that probes visited, new rows or not.
+    pub visited: u64,
+    /// Whole-table reads instead of probing (one per band).
     pub full_scans: u64,
+}
+
+impl SearchStats {
+    /// What the search cost by the prices of [`super::cost`], for `rows` rows in the index.
+    pub fn estimated_us(&self, rows: u64) -> f64 {
+        self.probes as f64 * PROBE_US
+            + self.visited as f64 * CANDIDATE_US
+            + (self.full_scans * rows) as f64 * READ_US
+    }
 }
 
 pub struct Search {
@@ -56,6 +73,14 @@ pub struct Search {
     heads: Vec<BlockNo>,
     /// Rows the index held at build time, for the probe-or-read decision.
     table_rows: u64,
+    /// Estimated microseconds that probing may take before the search reads table 0 instead.
+    budget_us: f64,
+    /// Estimated microseconds that probing took so far.
+    spent_us: f64,
+    /// Once the search reads instead of probing: the rows its next band keeps.
+    band_rows: Option<usize>,
+    /// A radius search: it returns every row within its radius, so one band keeps them all.
+    radius_search: bool,
     scratch: Vec<u32>,
     pub stats: SearchStats,
 }
@@ -73,6 +98,10 @@ impl Search {
         let heads = mih.load_heads()?;
         // Rows now may exceed rows at build; the bucket pages tell the truth within a factor.
         let table_rows = mih.meta.built_rows.max(1);
+        let budget_us = match mih.meta.probe_budget {
+            NEVER_READ => f64::INFINITY,
+            pct => table_rows as f64 * READ_US * pct as f64 / 100.0,
+        };
         Ok(Search {
             query: query.to_vec(),
             qsub: (0..p.m()).map(|t| p.substring(t, query)).collect(),
@@ -85,6 +114,10 @@ impl Search {
             emit_pos: 0,
             heads,
             table_rows,
+            budget_us,
+            spent_us: 0.0,
+            band_rows: None,
+            radius_search: radius.is_some(),
             scratch: Vec::with_capacity(m),
             stats: SearchStats::default(),
         })
@@ -111,8 +144,11 @@ impl Search {
         }
     }
 
-    /// Covers one more unit of radius (or everything, by reading a table).
+    /// Covers one more unit of radius by probing, or a band of radii by reading table 0.
     fn advance<S: PageStore>(&mut self, mih: &Mih<S>) -> Result<(), MihError> {
+        if let Some(rows) = self.band_rows {
+            return self.read_band(mih, rows);
+        }
         let p = mih.params();
         let m = p.m();
         let t = self.step % m;
@@ -123,9 +159,12 @@ impl Search {
             self.covered = self.max_dist as i64;
             return Ok(());
         }
-        let probes = binomial(bits, shell);
-        if probes.saturating_mul(PROBE_COST_IN_ENTRIES) > self.table_rows {
-            return self.read_everything(mih);
+        // What the next shell would cost: its probes and the entries they visit (substring values
+        // taken as equally frequent).
+        let probes = binomial(bits, shell) as f64;
+        let per_value = self.table_rows as f64 / 2f64.powi(bits as i32);
+        if self.spent_us + probes * (PROBE_US + per_value * CANDIDATE_US) > self.budget_us {
+            return self.read_band(mih, FIRST_BAND_ROWS);
         }
         let mut failure = None;
         let qsub = self.qsub[t as usize];
@@ -141,26 +180,71 @@ impl Search {
                 }
             }
         });
-        let candidates = verify.candidates;
+        let (candidates, visited) = (verify.candidates, verify.visited);
         if let Some(e) = failure {
             return Err(e);
         }
         self.stats.probes += nprobes;
         self.stats.candidates += candidates;
+        self.stats.visited += visited;
+        self.spent_us += nprobes as f64 * PROBE_US + visited as f64 * CANDIDATE_US;
         self.done[t as usize] = shell as i64;
         self.covered = self.step as i64;
         self.step += 1;
         Ok(())
     }
 
-    /// Reads all of table 0, keeping the rows no probe has found yet.
-    fn read_everything<S: PageStore>(&mut self, mih: &Mih<S>) -> Result<(), MihError> {
-        let (mut verify, heads) = self.verifier(mih.params());
-        mih.scan_table(heads, 0, &mut |code, tid| verify.visit(code, tid))?;
-        let candidates = verify.candidates;
-        self.stats.candidates += candidates;
+    /// Reads every code of table 0 and keeps the rows beyond the covered radius, up to the
+    /// smallest distance that holds `rows` of them (a radius search: up to its radius); that
+    /// distance is then covered. What probing found beyond the covered radius is dropped: the
+    /// read finds it again, and only a read-everything pass knows the band's end.
+    fn read_band<S: PageStore>(&mut self, mih: &Mih<S>, rows: usize) -> Result<(), MihError> {
+        let p = mih.params();
+        let lo = (self.covered + 1) as u32;
+        let cap = if self.radius_search { usize::MAX } else { rows };
+        for d in lo..=self.max_dist {
+            self.found[d as usize].clear();
+        }
+        let mut limit = self.max_dist;
+        let mut counts = vec![0usize; self.max_dist as usize + 1];
+        let (mut kept, mut shrink_at, mut entries) = (0usize, cap.saturating_mul(2), 0u64);
+        let (query, found) = (&self.query, &mut self.found);
+        let mut dist = Vec::with_capacity(p.capacity());
+        mih.read_table(&self.heads, 0, |page| {
+            dist.clear();
+            distances(query, Bucket::codes(page, p), &mut dist);
+            entries += dist.len() as u64;
+            let page_limit = limit; // a local: the filter loop stays in registers
+            for (i, &d) in dist.iter().enumerate() {
+                if d < lo || d > page_limit || d > limit {
+                    continue;
+                }
+                found[d as usize].push(Bucket::tid(page, i));
+                counts[d as usize] += 1;
+                kept += 1;
+                if kept > shrink_at {
+                    // Keep the nearest `cap` rows, and every row tied at the farthest distance.
+                    let (mut sum, mut end) = (0, limit);
+                    for d in lo..=limit {
+                        sum += counts[d as usize];
+                        if sum >= cap {
+                            end = d;
+                            break;
+                        }
+                    }
+                    for d in end + 1..=limit {
+                        found[d as usize].clear();
+                        counts[d as usize] = 0;
+                    }
+                    (limit, kept) = (end, sum);
+                    shrink_at = cap.max(kept).saturating_mul(2);
+                }
+            }
+        })?;
+        self.stats.candidates += entries;
         self.stats.full_scans += 1;
-        self.covered = self.max_dist as i64;
+        self.covered = limit as i64;
+        self.band_rows = Some(rows.saturating_mul(2));
         Ok(())
     }
 
@@ -176,6 +260,7 @@ impl Search {
             scratch: &mut self.scratch,
             found: &mut self.found,
             candidates: 0,
+            visited: 0,
         };
         (verify, &self.heads)
     }
@@ -191,6 +276,8 @@ struct Verify<'a> {
     scratch: &'a mut Vec<u32>,
     found: &'a mut [Vec<Tid>],
     candidates: u64,
+    /// Entries seen, new or not.
+    visited: u64,
 }
 
 impl Verify<'_> {
@@ -198,6 +285,7 @@ impl Verify<'_> {
     /// being probed has `done` one below the current shell, under the row's substring distance in
     /// it, so it never counts: the same test serves probing and reading a whole table.
     fn visit(&mut self, code: &[u8], tid: Tid) {
+        self.visited += 1;
         self.p.sub_distances(code, self.qsub, self.scratch);
         if self.scratch.iter().zip(self.done).any(|(&d, &r)| d as i64 <= r) {
             return;

@@ -3,7 +3,8 @@
 //! sub-linear on clustered data; corrupt pages are reported as corruption, never a panic.
 
 use super::layout::{
-    bucket_page, meta_page, BlockNo, Bucket, MihError, Params, Tid, INVALID_BLOCK, PAGE_HEADER,
+    bucket_page, meta_page, BlockNo, Bucket, MihError, Params, Tid, DEFAULT_PROBE_BUDGET, INVALID_BLOCK, NEVER_READ,
+    PAGE_HEADER,
 };
 use super::{MemStore, Mih, PageGuard, PageStore, Search};
 use crate::code::{hamming, storage_bytes};
@@ -55,7 +56,7 @@ fn build<'a>(store: &'a MemStore, nbits: u32, codes: &[Vec<u8>], m: Option<u32>)
     let params = Params::choose(nbits, codes.len() as u64, m, 90).unwrap();
     let flat: Vec<u8> = codes.concat();
     let tids: Vec<Tid> = (0..codes.len()).map(tid).collect();
-    Mih::build(store, params, &flat, &tids, |_| {}).unwrap()
+    Mih::build(store, params, DEFAULT_PROBE_BUDGET, &flat, &tids, |_| {}).unwrap()
 }
 
 /// Sorted distances of the `k` nearest rows by brute force, among `live` rows.
@@ -85,18 +86,28 @@ fn knn(mih: &Mih<&MemStore>, codes: &[Vec<u8>], q: &[u8], k: usize) -> Vec<u32> 
     out
 }
 
+/// Probe budgets that make a search read at once, probe until reading is as dear as what it
+/// spent, or probe far more (on these small tables: up to a few thousand probes) before reading.
+/// Never NEVER_READ here: a k-NN search for every row would then probe every substring value.
+const BUDGETS: [u16; 4] = [0, DEFAULT_PROBE_BUDGET, 3000, 60000];
+
 fn check_knn(nbits: u32, n: usize, centres: usize, m: Option<u32>, seed: u64) {
     let codes = dataset(seed, nbits, n, centres);
     let store = MemStore::new();
-    let mih = build(&store, nbits, &codes, m);
+    let mut mih = build(&store, nbits, &codes, m);
     mih.check().unwrap();
     let live = vec![true; n];
     let mut rng = StdRng::seed_from_u64(seed ^ 7);
     for qi in 0..12 {
         let q =
             if qi % 3 == 0 { codes[rng.random_range(0..n)].clone() } else { random_code(&mut rng, nbits) };
-        for k in [1, 10, 100, n + 5] {
-            assert_eq!(knn(&mih, &codes, &q, k), brute(&codes, &live, &q, k), "{nbits} bits, k = {k}");
+        for budget in BUDGETS {
+            mih.meta.probe_budget = budget;
+            // k = n + 5: a read in bands of 1024, 2048, ... rows.
+            for k in [1, 10, 100, n + 5] {
+                let want = brute(&codes, &live, &q, k);
+                assert_eq!(knn(&mih, &codes, &q, k), want, "{nbits} bits, k = {k}, budget {budget}");
+            }
         }
     }
 }
@@ -119,9 +130,10 @@ fn radius_equals_brute_force() {
     for (nbits, centres) in [(64u32, 20usize), (128, 20), (32, 0)] {
         let codes = dataset(11, nbits, 4000, centres);
         let store = MemStore::new();
-        let mih = build(&store, nbits, &codes, None);
+        let mut mih = build(&store, nbits, &codes, None);
         let mut rng = StdRng::seed_from_u64(12);
-        for _ in 0..10 {
+        for budget in BUDGETS.iter().cycle().take(12) {
+            mih.meta.probe_budget = *budget;
             let i = rng.random_range(0..codes.len());
             let q = noisy(&mut rng, &codes[i], nbits, 0.05);
             for r in [0u32, 1, 2, 3, 4, 8, 20] {
@@ -134,7 +146,7 @@ fn radius_equals_brute_force() {
                 let want: Vec<Tid> =
                     (0..codes.len()).filter(|&i| hamming(&codes[i], &q) <= r).map(tid).collect();
                 got.sort_unstable();
-                assert_eq!(got, want, "{nbits} bits, radius {r}");
+                assert_eq!(got, want, "{nbits} bits, radius {r}, budget {budget}");
             }
         }
     }
@@ -193,7 +205,9 @@ fn probing_is_sublinear_on_clustered_codes() {
     let nbits = 64;
     let codes = dataset(31, nbits, 50_000, 50);
     let store = MemStore::new();
-    let mih = build(&store, nbits, &codes, None);
+    let mut mih = build(&store, nbits, &codes, None);
+    // Probing alone (reading 50k codes would cost about as much as the probes).
+    mih.meta.probe_budget = NEVER_READ;
     let mut rng = StdRng::seed_from_u64(32);
     let i = rng.random_range(0..codes.len());
     let q = noisy(&mut rng, &codes[i], nbits, 0.05);
@@ -266,16 +280,16 @@ fn corrupt_pages_are_errors_not_panics() {
     // Meta page: wrong kind, another format version, substring bounds that do not add up.
     for (what, damage) in [
         ("kind", Box::new(|pg: &mut [u8]| pg[KIND] ^= 0xFF) as Box<dyn Fn(&mut [u8])>),
-        ("version", Box::new(|pg: &mut [u8]| pg[meta_page::VERSION] = 2)),
+        ("version", Box::new(|pg: &mut [u8]| pg[meta_page::VERSION] = 1)),
         ("bounds", Box::new(|pg: &mut [u8]| pg[meta_page::BOUNDS + 2] = 0)),
         ("nbits", Box::new(|pg: &mut [u8]| pg[meta_page::NBITS..meta_page::NBITS + 4].fill(0))),
     ] {
         let (store, _) = damaged(|_| 0, |pg, _| damage(pg));
         assert!(is_corrupt(Mih::open(&store)), "meta page with a bad {what}");
     }
-    let (store, _) = damaged(|_| 0, |pg, _| pg[meta_page::VERSION] = 2);
+    let (store, _) = damaged(|_| 0, |pg, _| pg[meta_page::VERSION] = 1);
     let err = Mih::open(&store).err().unwrap().to_string();
-    assert!(err.contains("format version 2") && err.contains("REINDEX"), "{err}");
+    assert!(err.contains("format version 1") && err.contains("REINDEX"), "{err}");
 
     // Directory page with a wrong kind: every phase stops at it.
     let (store, code) = damaged(|_| 1, |pg, _| pg[KIND] ^= 0xFF);
@@ -314,7 +328,7 @@ fn corrupt_pages_are_errors_not_panics() {
         let n = Bucket::count(pg);
         assert!(n >= 2);
         let (es, first, last) =
-            (p.entry_size(), bucket_page::ENTRIES, bucket_page::ENTRIES + (n - 1) * p.entry_size());
+            (p.code_bytes(), bucket_page::ENTRIES, bucket_page::ENTRIES + (n - 1) * p.code_bytes());
         let a = pg[first..first + es].to_vec();
         pg.copy_within(last..last + es, first);
         pg[last..last + es].copy_from_slice(&a);
@@ -336,10 +350,13 @@ fn chosen_substrings_follow_the_paper_rule() {
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(24))]
     #[test]
-    fn knn_prefix_equals_brute(seed in 0u64..1000, nbits in 1u32..300, n in 1usize..400, k in 1usize..50) {
+    fn knn_prefix_equals_brute(
+        seed in 0u64..1000, nbits in 1u32..300, n in 1usize..400, k in 1usize..50, budget in 0usize..4
+    ) {
         let codes = dataset(seed, nbits, n, (seed % 4) as usize * 5);
         let store = MemStore::new();
-        let mih = build(&store, nbits, &codes, None);
+        let mut mih = build(&store, nbits, &codes, None);
+        mih.meta.probe_budget = BUDGETS[budget];
         let mut rng = StdRng::seed_from_u64(seed);
         let q = random_code(&mut rng, nbits);
         prop_assert_eq!(knn(&mih, &codes, &q, k), brute(&codes, &vec![true; n], &q, k));

@@ -1,17 +1,20 @@
-//! Choosing the number of substrings from the data at build time.
+//! Choosing the number of substrings and the probe budget from the data at build time.
 //!
 //! The paper's rule `m = b / log2(n)` fits codes whose k-th neighbour is a few bits away. Learned
 //! codes are not like that: a hashing model balances its bits and spreads the items, so at 1M
 //! rows the 10th neighbour of a query lies ~10 bits away, and with the rule's m = 3 (21-bit
 //! substrings) covering that radius takes thousands of probes. More, shorter substrings probe
-//! less but verify more candidates. Which m is cheapest depends on the data, so the build
-//! measures it: it takes rows of the table as queries, finds their k-th neighbour's distance by
-//! brute force, and for each m near the rule's estimates what an exact k-NN search to that radius
-//! costs — the probes [`super::cost::probes`] counts, plus the candidates it would verify
-//! (counted on a sample of rows: those with some substring within that table's radius).
+//! less but verify more candidates; and where every m probes more than reading the whole index
+//! costs (uniform random codes), reading it is the answer. Which is cheapest depends on the data,
+//! so the build measures it: it takes rows of the table as queries, finds their k-th neighbour's
+//! distance by brute force, and for each m near the rule's estimates what an exact k-NN search
+//! to that radius costs — the probes [`super::cost::probes`] counts, plus the entries they visit
+//! (counted on a sample of rows: those with some substring within that table's radius) — and
+//! what it costs under each probe budget (probing up to the budget, then reading everything).
+//! It keeps the (m, budget) of least mean cost, at the prices of [`super::cost`].
 
-use super::cost::{probes, table_radius};
-use super::layout::{Params, MAX_SUBSTRINGS, MAX_SUBSTRING_BITS};
+use super::cost::{probes, table_radius, CANDIDATE_US, PROBE_US, READ_US};
+use super::layout::{Params, DEFAULT_PROBE_BUDGET, MAX_SUBSTRINGS, MAX_SUBSTRING_BITS};
 use crate::code::hamming;
 use crate::rng::SeededRng;
 
@@ -26,25 +29,22 @@ const QUERIES: usize = 48;
 const RADIUS_ROWS: usize = 1 << 20;
 /// Rows on which the candidate fraction is counted.
 const CANDIDATE_ROWS: usize = 1 << 14;
-/// Relative costs, in microseconds, fitted to exact top-10 searches on 1M learned-like 64-bit
-/// codes through the extension (m = 3, 4, 5 measured 9.6, 2.3 and 3.7 ms): a probe (buffer
-/// lookup, pin, lock, binary search in a bucket chain) and a verified candidate (its entry read
-/// from a random page and its full distance).
-const PROBE_US: f64 = 2.5;
-const CANDIDATE_US: f64 = 0.19;
-/// A whole table read instead of probing, per entry (what the search falls back to).
-const READ_US: f64 = 0.02;
+/// Probe budgets the build chooses from (percent of a whole-table read, see
+/// [`super::layout::Meta::probe_budget`]): 0 reads at once.
+const BUDGETS: [u16; 8] = [0, 25, 50, 100, 200, 400, 1000, 3000];
 
 /// What the build measured and chose.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Tuning {
     /// The number of substrings chosen.
     pub m: u32,
+    /// The probe budget chosen for it.
+    pub probe_budget: u16,
     /// The rule's choice, for comparison.
     pub rule_m: u32,
     /// Median distance from a sampled row to its k-th nearest other row.
     pub median_radius: u32,
-    /// (m, estimated microseconds per exact k-NN search) for every m tried.
+    /// (m, estimated microseconds per exact k-NN search at its best budget) for every m tried.
     pub costs: Vec<(u32, f64)>,
 }
 
@@ -81,10 +81,11 @@ fn sample(rng: &mut SeededRng, n: usize, count: usize) -> Vec<usize> {
     v
 }
 
-/// Chooses m for `codes` (`n` codes of `nbits`, `storage_bytes(nbits)` each, back to back), or
-/// `None` when the table is too small to bother (the caller keeps the rule). Deterministic: the
+/// Chooses m (unless `forced_m` gives it: then only its budget) and the probe budget for `codes`
+/// (`n` codes of `nbits`, `storage_bytes(nbits)` each, back to back), or `None` when the table is
+/// too small to bother (the caller keeps the rule and the default budget). Deterministic: the
 /// same codes give the same choice.
-pub fn choose_substrings(nbits: u32, codes: &[u8], fillfactor: u8) -> Option<Tuning> {
+pub fn choose_substrings(nbits: u32, codes: &[u8], fillfactor: u8, forced_m: Option<u32>) -> Option<Tuning> {
     let cb = crate::code::storage_bytes(nbits);
     let n = codes.len().checked_div(cb)?;
     if n < MIN_ROWS {
@@ -96,7 +97,10 @@ pub fn choose_substrings(nbits: u32, codes: &[u8], fillfactor: u8) -> Option<Tun
     // Near the rule: fewer tables than the rule's minus one only help at tiny radii, and every
     // table adds a copy of the codes to the index.
     let max_m = (rule_m + 2).min(nbits.min(MAX_SUBSTRINGS));
-    let candidates_m: Vec<u32> = (rule_m.saturating_sub(1).max(min_m)..=max_m).collect();
+    let candidates_m: Vec<u32> = match forced_m {
+        Some(m) => vec![m],
+        None => (rule_m.saturating_sub(1).max(min_m)..=max_m).collect(),
+    };
     let params: Vec<Params> = candidates_m
         .iter()
         .filter_map(|&m| Params::choose(nbits, n as u64, Some(m), fillfactor).ok())
@@ -109,8 +113,10 @@ pub fn choose_substrings(nbits: u32, codes: &[u8], fillfactor: u8) -> Option<Tun
     let cand_rows = sample(&mut rng, n, CANDIDATE_ROWS);
     let scale = n as f64 / cand_rows.len() as f64;
 
+    let read_us = n as f64 * READ_US;
     let mut radii = Vec::with_capacity(queries.len());
-    let mut totals = vec![0f64; params.len()];
+    // Per m, per budget: the summed cost of the sampled queries.
+    let mut totals = vec![[0f64; BUDGETS.len()]; params.len()];
     let mut dists = Vec::new();
     for &q in &queries {
         let r = kth_distance(codes, cb, nbits, q, &radius_rows, k);
@@ -120,29 +126,48 @@ pub fn choose_substrings(nbits: u32, codes: &[u8], fillfactor: u8) -> Option<Tun
             let m = p.m();
             let qsub: Vec<u64> = (0..m).map(|t| p.substring(t, query)).collect();
             let reach: Vec<Option<u32>> = (0..m).map(|t| table_radius(m, t, r)).collect();
-            // Found by some table's probes: the search's own per-entry test (search::Verify).
-            let found = cand_rows
+            // Entries the probes visit: in every table, the rows within its radius.
+            let visited: usize = cand_rows
                 .iter()
-                .filter(|&&j| {
+                .map(|&j| {
                     p.sub_distances(&codes[j * cb..(j + 1) * cb], &qsub, &mut dists);
-                    dists.iter().zip(&reach).any(|(&d, rt)| rt.is_some_and(|rt| d <= rt))
+                    dists.iter().zip(&reach).filter(|(&d, rt)| rt.is_some_and(|rt| d <= rt)).count()
                 })
-                .count();
-            let search = probes(p, r) * PROBE_US + found as f64 * scale * CANDIDATE_US;
-            *total += search.min(n as f64 * READ_US + probes(p, r.min(m - 1)) * PROBE_US);
+                .sum();
+            let search = probes(p, r) * PROBE_US + visited as f64 * scale * CANDIDATE_US;
+            for (b, total) in BUDGETS.iter().zip(total.iter_mut()) {
+                let budget = read_us * *b as f64 / 100.0;
+                *total += if search <= budget { search } else { budget + read_us };
+            }
         }
     }
     radii.sort_unstable();
-    let costs: Vec<(u32, f64)> =
-        params.iter().zip(&totals).map(|(p, t)| (p.m(), t / queries.len() as f64)).collect();
+    // Per m, its best budget (on near ties the larger: probing is what an index is for).
+    let best_budget = |total: &[f64; BUDGETS.len()]| {
+        let mut best = 0;
+        for b in 1..BUDGETS.len() {
+            if total[b] <= total[best] * 1.02 {
+                best = b;
+            }
+        }
+        (BUDGETS[best], total[best] / queries.len() as f64)
+    };
+    let chosen: Vec<(u32, u16, f64)> = params
+        .iter()
+        .zip(&totals)
+        .map(|(p, t)| {
+            let (budget, cost) = best_budget(t);
+            (p.m(), budget, cost)
+        })
+        .collect();
     // The cheapest; on (near) ties the fewer tables, which make a smaller index.
-    let best = costs
+    let (m, probe_budget, _) = chosen
         .iter()
         .copied()
-        .reduce(|a, b| if b.1 < a.1 * 0.95 { b } else { a })
-        .map(|(m, _)| m)
-        .unwrap_or(rule_m);
-    Some(Tuning { m: best, rule_m, median_radius: radii[radii.len() / 2], costs })
+        .reduce(|a, b| if b.2 < a.2 * 0.95 { b } else { a })
+        .unwrap_or((rule_m, DEFAULT_PROBE_BUDGET, 0.0));
+    let costs = chosen.iter().map(|&(m, _, c)| (m, c)).collect();
+    Some(Tuning { m, probe_budget, rule_m, median_radius: radii[radii.len() / 2], costs })
 }
 
 #[cfg(test)]
@@ -153,14 +178,15 @@ mod tests {
     use crate::mih::{MemStore, Mih, Search};
     use crate::synthetic::learned_like;
 
-    /// Probes and candidates of exact top-10 searches for the first `nq` codes, with m tables.
-    fn measured(codes: &[u8], nbits: u32, m: u32, nq: usize) -> (u64, u64) {
+    /// The estimated cost (by the prices of `super::cost`) of exact top-10 searches for the first
+    /// `nq` codes, counted by the searches themselves, with m tables and the given probe budget.
+    fn measured(codes: &[u8], nbits: u32, m: u32, budget: u16, nq: usize) -> f64 {
         let cb = storage_bytes(nbits);
         let n = codes.len() / cb;
         let p = Params::choose(nbits, n as u64, Some(m), 90).unwrap();
         let tids: Vec<_> = (0..n).map(tid).collect();
-        let mih = Mih::build(MemStore::new(), p, codes, &tids, |_| {}).unwrap();
-        let (mut probes, mut cands) = (0, 0);
+        let mih = Mih::build(MemStore::new(), p, budget, codes, &tids, |_| {}).unwrap();
+        let mut total = 0.0;
         for q in 0..nq {
             let mut s = Search::new(&mih, &codes[q * cb..(q + 1) * cb], None).unwrap();
             for _ in 0..=TUNE_K {
@@ -168,47 +194,52 @@ mod tests {
                     break;
                 }
             }
-            probes += s.stats.probes;
-            cands += s.stats.candidates;
+            total += s.stats.estimated_us(n as u64);
         }
-        (probes, cands)
+        total
     }
 
     #[test]
     fn small_tables_keep_the_rule() {
         let codes = learned_like(1000, 64, 10, 0.5, 1);
-        assert_eq!(choose_substrings(64, &codes, 90), None);
+        assert_eq!(choose_substrings(64, &codes, 90, None), None);
     }
 
     #[test]
     fn the_choice_is_deterministic_and_near_the_rule() {
         let codes = learned_like(MIN_ROWS * 2, 64, 200, 0.6, 2);
-        let a = choose_substrings(64, &codes, 90).unwrap();
-        assert_eq!(Some(a.clone()), choose_substrings(64, &codes, 90));
+        let a = choose_substrings(64, &codes, 90, None).unwrap();
+        assert_eq!(Some(a.clone()), choose_substrings(64, &codes, 90, None));
         assert!(a.costs.iter().any(|&(m, _)| m == a.m));
         assert!(a.m + 1 >= a.rule_m && a.m <= a.rule_m + 2, "{a:?}");
         assert!(a.costs.iter().all(|&(_, c)| c.is_finite() && c > 0.0), "{a:?}");
+        assert!(BUDGETS.contains(&a.probe_budget), "{a:?}");
+        let forced = choose_substrings(64, &codes, 90, Some(7)).unwrap();
+        assert_eq!((forced.m, forced.costs.len()), (7, 1), "{forced:?}");
     }
 
-    /// On spread-out codes (k-th neighbour many bits away) the chosen m costs no more, counted by
-    /// the searches themselves with the model's prices, than the rule's m.
+    /// On spread-out codes (k-th neighbour many bits away) the chosen m and budget cost no more,
+    /// counted by the searches themselves with the model's prices, than the rule's m with the
+    /// default budget; on uniform random codes the build reads at once; on clustered codes it
+    /// probes.
     #[test]
-    fn on_spread_codes_the_choice_beats_the_rule_in_real_searches() {
-        const SPREAD: f64 = 0.45;
+    fn the_choice_beats_the_rule_in_real_searches() {
         let nbits = 64;
-        let codes = learned_like(1 << 16, nbits, 2000, SPREAD, 3);
-        let t = choose_substrings(nbits, &codes, 90).unwrap();
+        let codes = learned_like(1 << 16, nbits, 2000, 0.45, 3);
+        let t = choose_substrings(nbits, &codes, 90, None).unwrap();
         assert!(t.median_radius >= 6, "codes not spread enough for the test: {t:?}");
-        let price = |(p, c): (u64, u64)| p as f64 * PROBE_US + c as f64 * CANDIDATE_US;
-        let chosen = price(measured(&codes, nbits, t.m, 24));
-        let rule = price(measured(&codes, nbits, t.rule_m, 24));
+        let chosen = measured(&codes, nbits, t.m, t.probe_budget, 24);
+        let rule = measured(&codes, nbits, t.rule_m, DEFAULT_PROBE_BUDGET, 24);
         eprintln!("chosen {chosen:.0}, rule {rule:.0}: {t:?}");
-        assert!(
-            chosen <= rule * 1.05,
-            "chosen m = {} costs {chosen:.0}, rule m = {} {rule:.0}: {t:?}",
-            t.m,
-            t.rule_m
-        );
-        assert_ne!(t.m, t.rule_m, "spread codes should move m off the rule: {t:?}");
+        assert!(chosen <= rule * 1.05, "chosen {chosen:.0} us, rule {rule:.0}: {t:?}");
+
+        let mut rng = crate::rng::SeededRng::new(4);
+        let uniform: Vec<u8> = (0..(1 << 16) * 8).map(|_| rng.next_u64() as u8).collect();
+        let t = choose_substrings(nbits, &uniform, 90, None).unwrap();
+        assert_eq!(t.probe_budget, 0, "uniform codes: {t:?}");
+
+        let clustered = learned_like(1 << 16, nbits, 50, 0.05, 5);
+        let t = choose_substrings(nbits, &clustered, 90, None).unwrap();
+        assert!(t.median_radius <= 3 && t.probe_budget >= 100, "clustered codes: {t:?}");
     }
 }
