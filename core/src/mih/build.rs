@@ -84,6 +84,7 @@ impl<S: PageStore> Mih<S> {
                     if c + 1 < chunks.len() {
                         Bucket::set_next(&mut image, blk + 1);
                     }
+                    Bucket::seal(&mut image, &params);
                     expect_block(store.append_built(&image), blk)?;
                 }
                 at = end;

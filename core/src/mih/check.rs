@@ -47,6 +47,9 @@ impl<S: PageStore> Mih<S> {
                     Bucket::check(g.page(), &p, t, b as u32)?;
                     chain += 1;
                     report.bucket_pages += 1;
+                    if !Bucket::fences_match(g.page(), &p, t) {
+                        return Err(MihError::Corrupt(format!("block {next}: fences do not match the entries")));
+                    }
                     let mut last = 0u64;
                     for i in 0..Bucket::count(g.page()) {
                         let (c, tid) = Bucket::entry(g.page(), &p, i);

@@ -48,13 +48,14 @@ pub fn binomial(n: u32, k: u32) -> u64 {
 }
 
 impl<S: PageStore> Mih<S> {
-    /// Calls `visit(code, tid)` for every entry of table `t` whose substring equals `value`.
+    /// Calls `visit(code, tid)` for every entry of table `t` whose substring equals `value`; `tid`
+    /// reads the entry's heap tid.
     pub fn probe(
         &self,
         heads: &[BlockNo],
         t: u32,
         value: u64,
-        visit: &mut impl FnMut(&[u8], Tid),
+        visit: &mut impl FnMut(&[u8], &dyn Fn() -> Tid),
     ) -> Result<(), MihError> {
         let p = self.params();
         let b = p.bucket(t, value);
@@ -93,7 +94,7 @@ impl<S: PageStore> Mih<S> {
 }
 
 #[inline]
-fn probe_page(page: &[u8], p: &Params, t: u32, value: u64, visit: &mut impl FnMut(&[u8], Tid)) {
+fn probe_page(page: &[u8], p: &Params, t: u32, value: u64, visit: &mut impl FnMut(&[u8], &dyn Fn() -> Tid)) {
     let n = Bucket::count(page);
     let mut i = Bucket::lower_bound(page, p, t, value);
     while i < n {
@@ -101,7 +102,7 @@ fn probe_page(page: &[u8], p: &Params, t: u32, value: u64, visit: &mut impl FnMu
         if p.substring(t, c) != value {
             break;
         }
-        visit(c, Bucket::tid(page, i));
+        visit(c, &|| Bucket::tid(page, i));
         i += 1;
     }
 }

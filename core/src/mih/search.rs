@@ -30,7 +30,9 @@ use super::store::PageStore;
 use crate::code::{distances, hamming};
 
 /// Rows the first band of a whole-table read keeps: more than a k-NN scan is usually asked for.
-pub const FIRST_BAND_ROWS: usize = 1024;
+pub const FIRST_BAND_ROWS: usize = 256;
+/// Entries whose distances a band read counts before it guesses where the band ends.
+const BAND_SAMPLE: usize = 512;
 
 /// What a search did so far. Only the tests read it (the extension reports none of it): that
 /// probing stays sub-linear, and that the cost model counts the probes a search makes.
@@ -81,7 +83,6 @@ pub struct Search {
     band_rows: Option<usize>,
     /// A radius search: it returns every row within its radius, so one band keeps them all.
     radius_search: bool,
-    scratch: Vec<u32>,
     pub stats: SearchStats,
 }
 
@@ -118,7 +119,6 @@ impl Search {
             spent_us: 0.0,
             band_rows: None,
             radius_search: radius.is_some(),
-            scratch: Vec::with_capacity(m),
             stats: SearchStats::default(),
         })
     }
@@ -210,10 +210,42 @@ impl Search {
         let (mut kept, mut shrink_at, mut entries) = (0usize, cap.saturating_mul(2), 0u64);
         let (query, found) = (&self.query, &mut self.found);
         let mut dist = Vec::with_capacity(p.capacity());
+        // The distances of the first pages, to guess where the band ends before keeping rows:
+        // each page holds a hashed, so random, share of the rows.
+        let (mut sample, mut sampled) = (vec![0usize; self.max_dist as usize + 1], 0usize);
+        let mut guessed = cap == usize::MAX;
+        let table_rows = self.table_rows as f64;
         mih.read_table(&self.heads, 0, |page| {
             dist.clear();
             distances(query, Bucket::codes(page, p), &mut dist);
             entries += dist.len() as u64;
+            if !guessed {
+                let top = sample.len() - 1;
+                for &d in &dist {
+                    sample[(d as usize).min(top)] += 1;
+                }
+                sampled += dist.len();
+                if sampled >= BAND_SAMPLE {
+                    // The distance by which twice the band's rows are expected; rows kept beyond
+                    // it so far are dropped. A wrong guess costs speed, never exactness: the band
+                    // ends where it ends, and covers that.
+                    guessed = true;
+                    let scale = table_rows / sampled as f64;
+                    let mut sum = 0;
+                    for d in lo..=limit {
+                        sum += sample[d as usize];
+                        if sum as f64 * scale >= 2.0 * cap as f64 {
+                            for far in d + 1..=limit {
+                                found[far as usize].clear();
+                                kept -= counts[far as usize];
+                                counts[far as usize] = 0;
+                            }
+                            limit = d;
+                            break;
+                        }
+                    }
+                }
+            }
             let page_limit = limit; // a local: the filter loop stays in registers
             for (i, &d) in dist.iter().enumerate() {
                 if d < lo || d > page_limit || d > limit {
@@ -257,7 +289,6 @@ impl Search {
             qsub: &self.qsub,
             done: &self.done,
             max_dist: self.max_dist,
-            scratch: &mut self.scratch,
             found: &mut self.found,
             candidates: 0,
             visited: 0,
@@ -273,7 +304,6 @@ struct Verify<'a> {
     qsub: &'a [u64],
     done: &'a [i64],
     max_dist: u32,
-    scratch: &'a mut Vec<u32>,
     found: &'a mut [Vec<Tid>],
     candidates: u64,
     /// Entries seen, new or not.
@@ -284,16 +314,19 @@ impl Verify<'_> {
     /// A row is new unless some table already holds it within the radius probed there. The table
     /// being probed has `done` one below the current shell, under the row's substring distance in
     /// it, so it never counts: the same test serves probing and reading a whole table.
-    fn visit(&mut self, code: &[u8], tid: Tid) {
+    /// The tid is read only for a row kept: it lies on another cache line of the page.
+    #[inline]
+    fn visit(&mut self, code: &[u8], tid: impl FnOnce() -> Tid) {
         self.visited += 1;
-        self.p.sub_distances(code, self.qsub, self.scratch);
-        if self.scratch.iter().zip(self.done).any(|(&d, &r)| d as i64 <= r) {
-            return;
+        for (t, (&r, &q)) in self.done.iter().zip(self.qsub).enumerate() {
+            if r >= 0 && (self.p.substring(t as u32, code) ^ q).count_ones() as i64 <= r {
+                return;
+            }
         }
         self.candidates += 1;
         let d = hamming(code, self.query);
         if d <= self.max_dist {
-            self.found[d as usize].push(tid);
+            self.found[d as usize].push(tid());
         }
     }
 }

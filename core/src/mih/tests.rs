@@ -103,7 +103,7 @@ fn check_knn(nbits: u32, n: usize, centres: usize, m: Option<u32>, seed: u64) {
             if qi % 3 == 0 { codes[rng.random_range(0..n)].clone() } else { random_code(&mut rng, nbits) };
         for budget in BUDGETS {
             mih.meta.probe_budget = budget;
-            // k = n + 5: a read in bands of 1024, 2048, ... rows.
+            // k = n + 5: a read in bands of 256, 512, ... rows.
             for k in [1, 10, 100, n + 5] {
                 let want = brute(&codes, &live, &q, k);
                 assert_eq!(knn(&mih, &codes, &q, k), want, "{nbits} bits, k = {k}, budget {budget}");
@@ -335,6 +335,19 @@ fn corrupt_pages_are_errors_not_panics() {
     });
     let mih = Mih::open(&store).unwrap();
     let err = mih.check().err().unwrap().to_string();
+    assert!(err.contains("fences do not match"), "{err}");
+
+    // Entries out of order under fences that match them: the check still sees it.
+    let (store, _) = damaged(first_bucket, |pg, p| {
+        let n = Bucket::count(pg);
+        let (es, first, last) =
+            (p.code_bytes(), bucket_page::ENTRIES, bucket_page::ENTRIES + (n - 1) * p.code_bytes());
+        let a = pg[first..first + es].to_vec();
+        pg.copy_within(last..last + es, first);
+        pg[last..last + es].copy_from_slice(&a);
+        Bucket::seal(pg, p);
+    });
+    let err = Mih::open(&store).unwrap().check().err().unwrap().to_string();
     assert!(err.contains("out of order") || err.contains("wrong bucket"), "{err}");
 }
 
