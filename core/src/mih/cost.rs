@@ -7,13 +7,21 @@
 use super::layout::Params;
 use super::probe::binomial;
 
-/// Microseconds per probe: buffer lookup, pin and lock of the bucket page, search in its codes.
-pub const PROBE_US: f64 = 1.0;
+// Fitted to exact top-10 and top-100 searches on 1M learned-like 64-bit codes through the
+// extension (bench/README.md, issue 13), 2 cores, shared buffers warm: a probe reads ~1.5
+// pages (a bucket's chain) cold in the CPU's caches, each a buffer-table lookup, pin and lock;
+// an entry visited costs its substrings and distance and, when new, a tid read and a push; a
+// whole-table read streams ~2,000 pages of codes. What matters is their ratio, which decides
+// between probing and reading.
+
+/// Microseconds per probe: the bucket's pages looked up, pinned and locked, the fences and the
+/// stretch of codes read.
+pub const PROBE_US: f64 = 3.5;
 /// Microseconds per entry that a probe visits: its substrings and full distance to the query.
-pub const CANDIDATE_US: f64 = 0.02;
+pub const CANDIDATE_US: f64 = 0.05;
 /// Microseconds per entry of a whole-table read: codes streamed through the popcount kernel,
 /// with the pin and lock of each page.
-pub const READ_US: f64 = 0.0015;
+pub const READ_US: f64 = 0.004;
 
 /// The substring radius table `t` of `m` has been probed to once a search has covered total
 /// radius `r`: with `r = m r' + a`, `r'` for tables `0..=a` and `r' - 1` for the others (`None`
