@@ -16,9 +16,9 @@ use super::probe::binomial;
 
 /// Microseconds per probe: the bucket's pages looked up, pinned and locked, the fences and the
 /// stretch of codes read.
-pub const PROBE_US: f64 = 3.5;
+pub const PROBE_US: f64 = 2.5;
 /// Microseconds per entry that a probe visits: its substrings and full distance to the query.
-pub const CANDIDATE_US: f64 = 0.05;
+pub const CANDIDATE_US: f64 = 0.08;
 /// Microseconds per entry of a whole-table read: codes streamed through the popcount kernel,
 /// with the pin and lock of each page.
 pub const READ_US: f64 = 0.004;

@@ -15,8 +15,9 @@ INSERT INTO mt VALUES (20001, NULL);     -- NULL codes are not indexed and never
 CREATE INDEX mt_mih ON mt USING mih (code);
 SELECT rows, heap_rows, dead_entries FROM jdsh.mih_check('mt_mih');
 -- Without the substrings option, a table of 16k rows or more gets the number of substrings its
--- codes call for (measured at build: their 10-NN distances); smaller ones, b / log2(rows).
-SELECT substrings, substring_bits, built_rows, chosen_by FROM jdsh.mih_info('mt_mih');
+-- codes call for (measured at build: their 10-NN distances); smaller ones, b / log2(rows). The
+-- build also chooses how much a search may probe before it reads a whole table instead.
+SELECT substrings, substring_bits, built_rows, chosen_by, probe_budget FROM jdsh.mih_info('mt_mih');
 
 -- 40 queries: 20 codes of the table, 20 fresh noisy copies of centres.
 CREATE TABLE mq AS
@@ -27,9 +28,18 @@ CREATE TABLE mq AS
 -- Results through the index ...
 SET enable_seqscan = off; SET enable_bitmapscan = off;
 EXPLAIN (COSTS OFF) SELECT id FROM mt ORDER BY code <~> (SELECT code FROM mq WHERE qid = 1) LIMIT 10;
-CREATE TABLE via_index AS
-  SELECT qid, k, ARRAY(SELECT mt.code <~> mq.code FROM mt ORDER BY mt.code <~> mq.code LIMIT k) AS dists
-  FROM mq, (VALUES (1), (10), (100), (25000)) ks(k);
+-- Under the build's probe budget, reading at once (0), and probing far longer (10000 %).
+CREATE TABLE via_index (budget int, qid int, k int, dists int[]);
+DO $$
+DECLARE b int;
+BEGIN
+  FOREACH b IN ARRAY ARRAY[-1, 0, 10000] LOOP
+    PERFORM set_config('jdsh.mih_probe_budget', b::text, true);
+    INSERT INTO via_index
+      SELECT b, qid, k, ARRAY(SELECT mt.code <~> mq.code FROM mt ORDER BY mt.code <~> mq.code LIMIT k)
+      FROM mq, (VALUES (1), (10), (100), (25000)) ks(k);
+  END LOOP;
+END $$;
 SET enable_bitmapscan = on; SET enable_indexscan = off;
 EXPLAIN (COSTS OFF) SELECT id FROM mt WHERE code <@ jdsh.ball((SELECT code FROM mq WHERE qid = 1), 3);
 CREATE TABLE radius_bitmap AS
@@ -39,6 +49,11 @@ SET enable_bitmapscan = off; SET enable_indexscan = on;
 CREATE TABLE radius_index AS
   SELECT qid, r, ARRAY(SELECT id FROM mt WHERE mt.code <@ jdsh.ball(mq.code, r) ORDER BY id) AS ids
   FROM mq, generate_series(0, 12, 2) r;
+SET jdsh.mih_probe_budget = 0;
+CREATE TABLE radius_read AS
+  SELECT qid, r, ARRAY(SELECT id FROM mt WHERE mt.code <@ jdsh.ball(mq.code, r) ORDER BY id) AS ids
+  FROM mq, generate_series(0, 12, 2) r;
+RESET jdsh.mih_probe_budget;
 -- ... and through a sequential scan.
 RESET enable_seqscan; SET enable_indexscan = off; SET enable_bitmapscan = off;
 CREATE TABLE via_seq AS
@@ -48,12 +63,14 @@ CREATE TABLE radius_seq AS
   SELECT qid, r, ARRAY(SELECT id FROM mt WHERE mt.code <~> mq.code <= r ORDER BY id) AS ids
   FROM mq, generate_series(0, 12, 2) r;
 RESET ALL;
-SELECT count(*) AS knn_cases, count(*) FILTER (WHERE i.dists = s.dists) AS equal,
+SELECT budget, count(*) AS knn_cases, count(*) FILTER (WHERE i.dists = s.dists) AS equal,
        min(cardinality(i.dists)) FILTER (WHERE i.k = 25000) AS rows_for_k_above_table
-  FROM via_index i JOIN via_seq s USING (qid, k);
-SELECT count(*) AS radius_cases, count(*) FILTER (WHERE b.ids = s.ids AND x.ids = s.ids) AS equal,
+  FROM via_index i JOIN via_seq s USING (qid, k) GROUP BY budget ORDER BY budget;
+SELECT count(*) AS radius_cases,
+       count(*) FILTER (WHERE b.ids = s.ids AND x.ids = s.ids AND rd.ids = s.ids) AS equal,
        sum(cardinality(s.ids)) > 1000 AS nontrivial
-  FROM radius_seq s JOIN radius_bitmap b USING (qid, r) JOIN radius_index x USING (qid, r);
+  FROM radius_seq s JOIN radius_bitmap b USING (qid, r) JOIN radius_index x USING (qid, r)
+       JOIN radius_read rd USING (qid, r);
 
 -- ORDER BY and a radius qual together, around different centres: rows are rechecked.
 SET enable_seqscan = off; SET enable_bitmapscan = off;
@@ -80,6 +97,7 @@ SELECT pg_temp.err(q) FROM (VALUES
   ($$SET LOCAL enable_seqscan = off; SELECT id FROM mt ORDER BY code <~> 'x0123456789abcdef01'::bitcode LIMIT 1$$),
   ($$SET LOCAL enable_seqscan = off; SELECT id FROM mt WHERE code <@ jdsh.ball('x0123'::bitcode, 1)$$),
   ($$SELECT jdsh.ball('x0f'::bitcode, -1)$$),
+  ($$SET jdsh.mih_probe_budget = -2$$),
   ($$SELECT 'x0f:-2'::bitball$$),
   ($$SELECT 'x0f'::bitball$$),
   ($$SELECT 'x0g:1'::bitball$$),
