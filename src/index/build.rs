@@ -164,5 +164,6 @@ pub unsafe extern "C-unwind" fn ambuildempty(index: pg_sys::Relation) {
     };
     let (m, fillfactor) = options::of(index);
     let params = Params::choose(nbits, 0, m, fillfactor).unwrap_or_else(|e| report(e));
-    Mih::build(PgStore::init_fork(index), params, DEFAULT_PROBE_BUDGET, &[], &[], |_| {}).unwrap_or_else(|e| report(e));
+    Mih::build(PgStore::init_fork(index), params, DEFAULT_PROBE_BUDGET, &[], &[], |_| {})
+        .unwrap_or_else(|e| report(e));
 }

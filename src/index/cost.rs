@@ -3,10 +3,10 @@
 //! ones or for radii so large that probing would touch most of the index.
 //!
 //! Model: a probe is one index page visit (charged `random_page_cost` up to the index's size)
-//! plus a binary search; verifying an entry costs `cpu_operator_cost`. A radius-`r` search
-//! probes, in table `t`, every substring value within `r_t` of the query's (`r = m r' + a`:
-//! `r_t = r'` for the first `a + 1` tables, `r' - 1` for the rest): that count is
-//! `jdsh_core::mih::cost::probes`, unit-tested there. A k-NN scan is charged the radius of two
+//! plus a search in its fences and codes; verifying an entry costs `cpu_operator_cost`. A
+//! radius-`r` search probes, in table `t`, every substring value within `r_t` of the query's
+//! (`r = m r' + a`: `r_t = r'` for the first `a + 1` tables, `r' - 1` for the rest): that count
+//! is `jdsh_core::mih::cost::probes`, unit-tested there. A k-NN scan is charged the radius of two
 //! shells per table at start-up (what clustered data needs for small k), then the entries it
 //! goes on to return.
 

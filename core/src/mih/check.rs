@@ -48,7 +48,9 @@ impl<S: PageStore> Mih<S> {
                     chain += 1;
                     report.bucket_pages += 1;
                     if !Bucket::fences_match(g.page(), &p, t) {
-                        return Err(MihError::Corrupt(format!("block {next}: fences do not match the entries")));
+                        return Err(MihError::Corrupt(format!(
+                            "block {next}: fences do not match the entries"
+                        )));
                     }
                     let mut last = 0u64;
                     for i in 0..Bucket::count(g.page()) {

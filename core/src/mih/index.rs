@@ -24,6 +24,16 @@ impl<S: PageStore> Mih<S> {
         &self.meta.params
     }
 
+    /// About how many rows the index holds, for the cost decisions of a search: the rows at
+    /// build, or more when its bucket pages say so (rows inserted since; pages counted half
+    /// full, as the last page of a chain is on average). Costs no page read.
+    pub fn estimated_rows(&self) -> u64 {
+        let p = self.params();
+        let bucket_pages = self.store.nblocks().saturating_sub(1 + p.dir_pages()) as u64;
+        let by_pages = bucket_pages * (p.capacity() as u64 / 2) / p.m() as u64;
+        self.meta.built_rows.max(by_pages).max(1)
+    }
+
     /// Every directory slot: the head block of each (table, bucket), read once per scan. Heads
     /// only ever go from invalid to valid, and a row visible to a scan's snapshot was inserted
     /// (head created) before the snapshot, so a copy taken at scan start is enough.

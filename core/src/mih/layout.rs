@@ -694,7 +694,8 @@ mod tests {
     fn format_version_2_is_pinned() {
         let params = Params { nbits: 100, bounds: vec![0, 33, 66, 100], nbuckets: 77, fillfactor: 85 };
         let mut page = vec![0xEEu8; BLOCK_SIZE];
-        Meta { params: params.clone(), built_rows: 0x0102_0304_0506_0708, probe_budget: 0x0C0D }.write(&mut page);
+        Meta { params: params.clone(), built_rows: 0x0102_0304_0506_0708, probe_budget: 0x0C0D }
+            .write(&mut page);
         assert_eq!(le16(&page, 24), 0x4D4D);
         assert_eq!(le16(&page, 26), 2);
         assert_eq!((le32(&page, 28), le32(&page, 32), le32(&page, 36)), (100, 3, 77));
@@ -736,7 +737,10 @@ mod tests {
         assert_eq!(params.capacity(), (8192 - 24 - 144) / 22);
 
         Bucket::make_free(&mut page);
-        assert_eq!((le16(&page, 24), le16(&page, 26), le16(&page, 12), le16(&page, 14)), (0x4D46, 0, 28, 8192));
+        assert_eq!(
+            (le16(&page, 24), le16(&page, 26), le16(&page, 12), le16(&page, 14)),
+            (0x4D46, 0, 28, 8192)
+        );
         assert!(is_free(&page));
     }
 
@@ -766,7 +770,11 @@ mod tests {
                     _ => rng.below(distinct.min(1 << 16) + 2),
                 };
                 let want = values.iter().position(|&v| v >= probe).unwrap_or(n);
-                assert_eq!(Bucket::lower_bound(&page, &p, 0, probe), want, "case {case}, {n} entries, value {probe}");
+                assert_eq!(
+                    Bucket::lower_bound(&page, &p, 0, probe),
+                    want,
+                    "case {case}, {n} entries, value {probe}"
+                );
             }
         }
     }

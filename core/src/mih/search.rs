@@ -73,7 +73,7 @@ pub struct Search {
     emit_dist: u32,
     emit_pos: usize,
     heads: Vec<BlockNo>,
-    /// Rows the index held at build time, for the probe-or-read decision.
+    /// Rows the index holds, about, for the probe-or-read decision.
     table_rows: u64,
     /// Estimated microseconds that probing may take before the search reads table 0 instead.
     budget_us: f64,
@@ -97,8 +97,7 @@ impl Search {
         let m = p.m() as usize;
         let max_dist = radius.unwrap_or(p.nbits).min(p.nbits);
         let heads = mih.load_heads()?;
-        // Rows now may exceed rows at build; the bucket pages tell the truth within a factor.
-        let table_rows = mih.meta.built_rows.max(1);
+        let table_rows = mih.estimated_rows();
         let budget_us = match mih.meta.probe_budget {
             NEVER_READ => f64::INFINITY,
             pct => table_rows as f64 * READ_US * pct as f64 / 100.0,

@@ -3,8 +3,8 @@
 //! sub-linear on clustered data; corrupt pages are reported as corruption, never a panic.
 
 use super::layout::{
-    bucket_page, meta_page, BlockNo, Bucket, MihError, Params, Tid, DEFAULT_PROBE_BUDGET, INVALID_BLOCK, NEVER_READ,
-    PAGE_HEADER,
+    bucket_page, meta_page, BlockNo, Bucket, MihError, Params, Tid, DEFAULT_PROBE_BUDGET, INVALID_BLOCK,
+    NEVER_READ, PAGE_HEADER,
 };
 use super::{MemStore, Mih, PageGuard, PageStore, Search};
 use crate::code::{hamming, storage_bytes};
@@ -158,13 +158,36 @@ fn inserts_and_vacuum_keep_results_exact() {
     let codes = dataset(21, nbits, 30_000, 25);
     let store = MemStore::new();
     // Build on the first 1000, insert the rest: chains overflow and grow.
-    let mih = build(&store, nbits, &codes[..1000], None);
+    let mut mih = build(&store, nbits, &codes[..1000], None);
     for (i, c) in codes.iter().enumerate().skip(1000) {
         mih.insert(c, tid(i)).unwrap();
     }
     let report = mih.check().unwrap();
     assert_eq!(report.rows, 30_000);
     assert!(report.longest_chain > 1, "inserts overflowed some bucket pages");
+    // The searches' cost decisions see the growth (from the pages, without reading them).
+    assert!(mih.estimated_rows() >= 10_000, "{} rows estimated", mih.estimated_rows());
+    // Grown 30x past the build: every probe budget still gives the brute-force answer.
+    let all = vec![true; codes.len()];
+    let mut rng = StdRng::seed_from_u64(23);
+    for budget in BUDGETS {
+        mih.meta.probe_budget = budget;
+        for qi in 0..4 {
+            let q = if qi % 2 == 0 {
+                codes[rng.random_range(0..codes.len())].clone()
+            } else {
+                random_code(&mut rng, nbits)
+            };
+            for k in [1, 10, 300] {
+                assert_eq!(
+                    knn(&mih, &codes, &q, k),
+                    brute(&codes, &all, &q, k),
+                    "grown, k = {k}, budget {budget}"
+                );
+            }
+        }
+    }
+    mih.meta.probe_budget = DEFAULT_PROBE_BUDGET;
     let mut live = vec![true; codes.len()];
     let mut rng = StdRng::seed_from_u64(22);
     // Most late rows die: whole overflow pages empty out.
