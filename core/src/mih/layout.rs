@@ -754,7 +754,7 @@ mod tests {
             let mut page = vec![0u8; BLOCK_SIZE];
             Bucket::init(&mut page, 0, 0);
             let n = rng.below(p.capacity() as u64 + 1) as usize;
-            let distinct = 1 + rng.below(1 << (case % 17)) as u64;
+            let distinct = 1 + rng.below(1 << (case % 17));
             for i in 0..n {
                 // Table 0 is the top 16 bits; skewed cases square a uniform draw.
                 let u = rng.below(distinct);
