@@ -19,9 +19,16 @@ use super::probe::binomial;
 pub const PROBE_US: f64 = 2.5;
 /// Microseconds per entry that a probe visits: its substrings and full distance to the query.
 pub const CANDIDATE_US: f64 = 0.08;
-/// Microseconds per entry of a whole-table read: codes streamed through the popcount kernel,
-/// with the pin and lock of each page.
-pub const READ_US: f64 = 0.004;
+/// Microseconds per entry of a whole-table read, plus [`READ_BYTE_US`] per code byte: codes
+/// streamed through the popcount kernel, with the pin and lock of each page (64-bit codes:
+/// ~4 ms per 1M entries, 128-bit ~5.5 ms).
+pub const READ_US: f64 = 0.0025;
+pub const READ_BYTE_US: f64 = 0.0002;
+
+/// Estimated microseconds of reading a whole table of `rows` entries.
+pub fn read_us(p: &Params, rows: u64) -> f64 {
+    rows as f64 * (READ_US + READ_BYTE_US * p.code_bytes() as f64)
+}
 
 /// The substring radius table `t` of `m` has been probed to once a search has covered total
 /// radius `r`: with `r = m r' + a`, `r'` for tables `0..=a` and `r' - 1` for the others (`None`
@@ -42,6 +49,20 @@ pub fn probes(p: &Params, r: u32) -> f64 {
         .filter_map(|t| {
             let rt = table_radius(m, t, r)?;
             Some((0..=rt.min(p.sub_len(t))).map(|j| binomial(p.sub_len(t), j) as f64).sum::<f64>())
+        })
+        .sum()
+}
+
+/// Estimated microseconds of probing a radius-`r` search over `rows` rows: its [`probes`], and
+/// the entries they visit (substring values taken as equally frequent).
+pub fn probe_us(p: &Params, r: u32, rows: u64) -> f64 {
+    let m = p.m();
+    (0..m)
+        .filter_map(|t| {
+            let rt = table_radius(m, t, r)?;
+            let bits = p.sub_len(t);
+            let values: f64 = (0..=rt.min(bits)).map(|j| binomial(bits, j) as f64).sum();
+            Some(values * (PROBE_US + rows as f64 / 2f64.powi(bits as i32) * CANDIDATE_US))
         })
         .sum()
 }

@@ -4,8 +4,9 @@
 //!
 //! One file per phase, each the twin of the extension's `src/index/<phase>.rs`: `build`,
 //! `insert`, `search` (the twin of `scan`; it runs the `probe` primitives), `vacuum`, `check`
-//! and `cost` (the probe count that the planner prices), and `tune` (the number of substrings
-//! chosen from the data at build). They share `index` (the open index and
+//! and `cost` (the probe count that the planner prices, and the prices by which a search chooses
+//! between probing and reading a whole table), and `tune` (the number of substrings and the probe
+//! budget chosen from the data at build). They share `index` (the open index and
 //! its directory), `layout` (page formats and parameters) and `store` (the page-store trait and
 //! the in-memory store of the tests).
 

@@ -22,7 +22,7 @@
 //!
 //! [`Meta::probe_budget`]: super::layout::Meta::probe_budget
 
-use super::cost::{CANDIDATE_US, PROBE_US, READ_US};
+use super::cost::{self, CANDIDATE_US, PROBE_US};
 use super::index::Mih;
 use super::layout::{BlockNo, Bucket, MihError, Params, Tid, NEVER_READ};
 use super::probe::{binomial, for_each_at_distance};
@@ -50,10 +50,10 @@ pub struct SearchStats {
 
 impl SearchStats {
     /// What the search cost by the prices of [`super::cost`], for `rows` rows in the index.
-    pub fn estimated_us(&self, rows: u64) -> f64 {
+    pub fn estimated_us(&self, p: &Params, rows: u64) -> f64 {
         self.probes as f64 * PROBE_US
             + self.visited as f64 * CANDIDATE_US
-            + (self.full_scans * rows) as f64 * READ_US
+            + self.full_scans as f64 * cost::read_us(p, rows)
     }
 }
 
@@ -98,10 +98,19 @@ impl Search {
         let max_dist = radius.unwrap_or(p.nbits).min(p.nbits);
         let heads = mih.load_heads()?;
         let table_rows = mih.estimated_rows();
-        let budget_us = match mih.meta.probe_budget {
+        let read_us = cost::read_us(p, table_rows);
+        let mut budget_us = match mih.meta.probe_budget {
             NEVER_READ => f64::INFINITY,
-            pct => table_rows as f64 * READ_US * pct as f64 / 100.0,
+            pct => read_us * pct as f64 / 100.0,
         };
+        // A radius search knows how far it goes: it probes all the way when that costs less than
+        // a read, whatever the budget (which is for k-NN, whose radius is found on the way).
+        if radius.is_some() {
+            let all_the_way = cost::probe_us(p, max_dist, table_rows);
+            if all_the_way <= read_us {
+                budget_us = budget_us.max(all_the_way * 1.5);
+            }
+        }
         Ok(Search {
             query: query.to_vec(),
             qsub: (0..p.m()).map(|t| p.substring(t, query)).collect(),

@@ -13,7 +13,7 @@
 //! what it costs under each probe budget (probing up to the budget, then reading everything).
 //! It keeps the (m, budget) of least mean cost, at the prices of [`super::cost`].
 
-use super::cost::{probes, table_radius, CANDIDATE_US, PROBE_US, READ_US};
+use super::cost::{probes, read_us, table_radius, CANDIDATE_US, PROBE_US};
 use super::layout::{Params, DEFAULT_PROBE_BUDGET, MAX_SUBSTRINGS, MAX_SUBSTRING_BITS};
 use crate::code::hamming;
 use crate::rng::SeededRng;
@@ -113,7 +113,6 @@ pub fn choose_substrings(nbits: u32, codes: &[u8], fillfactor: u8, forced_m: Opt
     let cand_rows = sample(&mut rng, n, CANDIDATE_ROWS);
     let scale = n as f64 / cand_rows.len() as f64;
 
-    let read_us = n as f64 * READ_US;
     let mut radii = Vec::with_capacity(queries.len());
     // Per m, per budget: the summed cost of the sampled queries.
     let mut totals = vec![[0f64; BUDGETS.len()]; params.len()];
@@ -135,9 +134,10 @@ pub fn choose_substrings(nbits: u32, codes: &[u8], fillfactor: u8, forced_m: Opt
                 })
                 .sum();
             let search = probes(p, r) * PROBE_US + visited as f64 * scale * CANDIDATE_US;
+            let read = read_us(p, n as u64);
             for (b, total) in BUDGETS.iter().zip(total.iter_mut()) {
-                let budget = read_us * *b as f64 / 100.0;
-                *total += if search <= budget { search } else { budget + read_us };
+                let budget = read * *b as f64 / 100.0;
+                *total += if search <= budget { search } else { budget + read };
             }
         }
     }
@@ -191,7 +191,7 @@ mod tests {
                     break;
                 }
             }
-            total += s.stats.estimated_us(n as u64);
+            total += s.stats.estimated_us(mih.params(), n as u64);
         }
         total
     }
@@ -238,7 +238,8 @@ mod tests {
         let clustered = learned_like(1 << 16, nbits, 50, 0.05, 5);
         let t = choose_substrings(nbits, &clustered, 90, None).unwrap();
         let cost = t.costs.iter().find(|c| c.0 == t.m).unwrap().1;
-        let read = (1 << 16) as f64 * READ_US;
+        let p = Params::choose(nbits, 1 << 16, Some(t.m), 90).unwrap();
+        let read = read_us(&p, 1 << 16);
         assert!(t.median_radius <= 3 && t.probe_budget > 0 && cost < read / 2.0, "clustered codes: {t:?}");
     }
 }
