@@ -157,8 +157,9 @@ pub fn init() {
         c"How much probing a mih index search may do before reading a table of the index instead, \
           in percent of that read's cost (-1 = the index's own choice).",
         c"Each mih index chooses this at build from its codes (jdsh.mih_info shows it). 0 reads \
-          at once (brute force over the index's codes); larger values probe longer. Results are \
-          exact either way; only the speed changes.",
+          at once (brute force over the index's codes); larger values probe longer. A radius \
+          search probes all the way whenever that costs less than a read. Results are exact \
+          either way; only the speed changes.",
         &MIH_PROBE_BUDGET,
         -1,
         10_000,
