@@ -43,7 +43,13 @@ if ! cargo pgrx --version 2>/dev/null | grep -q " $PGRX_VERSION\$"; then
 fi
 # pgrx's list of servers: Debian's 15 and every major built here (init rewrites the whole list).
 pgrx_config="${PGRX_HOME:-$HOME/.pgrx}/config.toml"
-if ! grep -qsx "$PGRX_PG = \"$PG_CONFIG\"" "$pgrx_config"; then
+# Also when the list names a pg_config that is gone (a deleted checkout's server): pgrx's build
+# reads every entry and fails on a missing one, whichever major is being built.
+stale_pgrx_config=0
+while IFS= read -r p; do
+  [ -x "$p" ] || stale_pgrx_config=1
+done < <(sed -n 's/^pg[0-9]* = "\(.*\)"$/\1/p' "$pgrx_config" 2>/dev/null)
+if [ "$stale_pgrx_config" = 1 ] || ! grep -qsx "$PGRX_PG = \"$PG_CONFIG\"" "$pgrx_config"; then
   init_args=(--pg15 /usr/lib/postgresql/15/bin/pg_config)
   for v in 17 18; do
     p=$(sed -n "s/^pg$v = \"\(.*\)\"\$/\1/p" "$pgrx_config" 2>/dev/null)
