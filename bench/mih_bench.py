@@ -514,6 +514,11 @@ def run_config(pg: Optional[Pg], caps: Optional[Caps], n: int, bits: int, kind: 
             with_ = f" WITH ({', '.join(opts)})" if opts else ""
             builds["jdsh MIH"] = build_index(
                 pg, "bench_mih", f"CREATE INDEX bench_mih ON {TABLE} USING mih (code){with_}")
+            # What the build chose (substrings and probe budget), when the server reports it.
+            if pg.exists("SELECT 1 FROM pg_proc WHERE proname = 'mih_info' AND 'probe_budget' = ANY(proargnames)"):
+                m, budget = pg.admin.execute(
+                    "SELECT substrings, probe_budget FROM jdsh.mih_info('bench_mih')").fetchone()
+                builds["jdsh MIH"].update({"substrings": m, "probe_budget": budget})
         if "pgvector" in args.peers and caps.pgvector and n <= HNSW_MAX_ROWS:
             builds["pgvector HNSW"] = build_index(
                 pg, "bench_hnsw", f"CREATE INDEX bench_hnsw ON {TABLE} "
@@ -646,9 +651,11 @@ def detail_tables(cfg: dict) -> list:
                      f"{cfg['select1_ms']:.3f} ms; {cfg.get('queries', '?')} queries per series, "
                      f"{cfg.get('slow_queries', '?')} for the sequential scans.")
         lines.append("")
-    lines += ["| index | build s | size MiB |", "|---|---|---|"]
+    lines += ["| index | build s | size MiB | chosen at build |", "|---|---|---|---|"]
     for name, b in cfg["builds"].items():
-        lines.append(f"| {name} | {b['seconds']:.2f} | {b['bytes'] / 2**20:.1f} |")
+        chosen = (f"m = {b['substrings']}, probe budget {b['probe_budget']} %"
+                  if "substrings" in b else "")
+        lines.append(f"| {name} | {b['seconds']:.2f} | {b['bytes'] / 2**20:.1f} | {chosen} |")
     for kind, cols in (("k", [f"k={k}" for k in KS]), ("r", [f"r={r}" for r in RADII])):
         series = [s for s in cfg["series"] if s["query"].startswith(kind + "=")]
         methods = list(dict.fromkeys(s["method"] for s in series))
