@@ -53,16 +53,21 @@ pub fn probes(p: &Params, r: u32) -> f64 {
         .sum()
 }
 
-/// Estimated microseconds of probing a radius-`r` search over `rows` rows: its [`probes`], and
-/// the entries they visit (substring values taken as equally frequent).
+/// Estimated microseconds of probing shell `shell` of a table of `bits`-bit substrings over `rows`
+/// rows: its values, and the entries they hold (substring values taken as equally frequent).
+pub fn shell_us(bits: u32, shell: u32, rows: u64) -> f64 {
+    binomial(bits, shell) as f64 * (PROBE_US + rows as f64 / 2f64.powi(bits as i32) * CANDIDATE_US)
+}
+
+/// Estimated microseconds of probing a radius-`r` search over `rows` rows: the [`shell_us`] of
+/// every shell its [`probes`] cover.
 pub fn probe_us(p: &Params, r: u32, rows: u64) -> f64 {
     let m = p.m();
     (0..m)
         .filter_map(|t| {
             let rt = table_radius(m, t, r)?;
             let bits = p.sub_len(t);
-            let values: f64 = (0..=rt.min(bits)).map(|j| binomial(bits, j) as f64).sum();
-            Some(values * (PROBE_US + rows as f64 / 2f64.powi(bits as i32) * CANDIDATE_US))
+            Some((0..=rt.min(bits)).map(|j| shell_us(bits, j, rows)).sum::<f64>())
         })
         .sum()
 }

@@ -522,12 +522,20 @@ impl Bucket {
         u64::from_le_bytes(page[at..at + 8].try_into().unwrap())
     }
 
+    /// What fence `j` must hold: the substring `t` of entry `j * count / FENCES` (0 past the count).
+    fn fence_of_entries(page: &[u8], p: &Params, t: u32, j: usize) -> u64 {
+        let (n, i) = (Bucket::count(page), j * Bucket::count(page) / FENCES);
+        if i < n {
+            p.substring(t, Bucket::code(page, p, i))
+        } else {
+            0
+        }
+    }
+
     /// Writes the fences of a page whose entries are sorted by substring `t`.
     fn set_fences(page: &mut [u8], p: &Params, t: u32) {
-        let n = Bucket::count(page);
         for j in 0..FENCES {
-            let i = j * n / FENCES;
-            let v = if i < n { p.substring(t, Bucket::code(page, p, i)) } else { 0 };
+            let v = Bucket::fence_of_entries(page, p, t, j);
             let at = bucket_page::FENCES + 8 * j;
             page[at..at + 8].copy_from_slice(&v.to_le_bytes());
         }
@@ -535,11 +543,7 @@ impl Bucket {
 
     /// True when the fences are those of the entries (what a check verifies).
     pub fn fences_match(page: &[u8], p: &Params, t: u32) -> bool {
-        let n = Bucket::count(page);
-        (0..FENCES).all(|j| {
-            let i = j * n / FENCES;
-            Bucket::fence(page, j) == if i < n { p.substring(t, Bucket::code(page, p, i)) } else { 0 }
-        })
+        (0..FENCES).all(|j| Bucket::fence(page, j) == Bucket::fence_of_entries(page, p, t, j))
     }
 
     /// First entry whose substring `t` is >= `value`. The fences (next to the header) narrow it to
@@ -744,8 +748,8 @@ mod tests {
         assert!(is_free(&page));
     }
 
-    /// The interpolation search finds what a linear scan finds, on even, skewed and
-    /// duplicate-heavy pages, for values below, between, on and above the page's.
+    /// The fenced search finds what a linear scan finds, on even, skewed and duplicate-heavy
+    /// pages, for values below, between, on and above the page's.
     #[test]
     fn lower_bound_equals_a_linear_scan() {
         let mut rng = crate::rng::SeededRng::new(9);

@@ -25,7 +25,7 @@
 use super::cost::{self, CANDIDATE_US, PROBE_US};
 use super::index::Mih;
 use super::layout::{BlockNo, Bucket, MihError, Params, Tid, NEVER_READ};
-use super::probe::{binomial, for_each_at_distance};
+use super::probe::for_each_at_distance;
 use super::store::PageStore;
 use crate::code::{distances, hamming};
 
@@ -167,11 +167,7 @@ impl Search {
             self.covered = self.max_dist as i64;
             return Ok(());
         }
-        // What the next shell would cost: its probes and the entries they visit (substring values
-        // taken as equally frequent).
-        let probes = binomial(bits, shell) as f64;
-        let per_value = self.table_rows as f64 / 2f64.powi(bits as i32);
-        if self.spent_us + probes * (PROBE_US + per_value * CANDIDATE_US) > self.budget_us {
+        if self.spent_us + cost::shell_us(bits, shell, self.table_rows) > self.budget_us {
             return self.read_band(mih, FIRST_BAND_ROWS);
         }
         let mut failure = None;
@@ -239,44 +235,26 @@ impl Search {
                     // ends where it ends, and covers that.
                     guessed = true;
                     let scale = table_rows / sampled as f64;
-                    let mut sum = 0;
-                    for d in lo..=limit {
-                        sum += sample[d as usize];
-                        if sum as f64 * scale >= 2.0 * cap as f64 {
-                            for far in d + 1..=limit {
-                                found[far as usize].clear();
-                                kept -= counts[far as usize];
-                                counts[far as usize] = 0;
-                            }
-                            limit = d;
-                            break;
-                        }
+                    let want = (2.0 * cap as f64 / scale).ceil() as usize;
+                    if let Some(end) = first_reaching(&sample, lo, limit, want) {
+                        kept = drop_beyond(found, &mut counts, end, limit);
+                        limit = end;
                     }
                 }
             }
-            let page_limit = limit; // a local: the filter loop stays in registers
             for (i, &d) in dist.iter().enumerate() {
-                if d < lo || d > page_limit || d > limit {
+                if d < lo || d > limit {
                     continue;
                 }
                 found[d as usize].push(Bucket::tid(page, i));
                 counts[d as usize] += 1;
                 kept += 1;
                 if kept > shrink_at {
-                    // Keep the nearest `cap` rows, and every row tied at the farthest distance.
-                    let (mut sum, mut end) = (0, limit);
-                    for d in lo..=limit {
-                        sum += counts[d as usize];
-                        if sum >= cap {
-                            end = d;
-                            break;
-                        }
-                    }
-                    for d in end + 1..=limit {
-                        found[d as usize].clear();
-                        counts[d as usize] = 0;
-                    }
-                    (limit, kept) = (end, sum);
+                    // Keep the nearest `cap` rows, and every row tied at the farthest distance
+                    // (kept > cap, so some distance reaches it).
+                    let end = first_reaching(&counts, lo, limit, cap).unwrap_or(limit);
+                    kept = drop_beyond(found, &mut counts, end, limit);
+                    limit = end;
                     shrink_at = cap.max(kept).saturating_mul(2);
                 }
             }
@@ -305,6 +283,25 @@ impl Search {
     }
 }
 
+/// The smallest distance in `lo..=limit` by which `hist` (counts by distance) adds up to `want`.
+fn first_reaching(hist: &[usize], lo: u32, limit: u32, want: usize) -> Option<u32> {
+    let mut sum = 0;
+    (lo..=limit).find(|&d| {
+        sum += hist[d as usize];
+        sum >= want
+    })
+}
+
+/// Drops the rows kept beyond distance `end` (up to `limit`); returns how many rows stay kept
+/// from the band's start.
+fn drop_beyond(found: &mut [Vec<Tid>], counts: &mut [usize], end: u32, limit: u32) -> usize {
+    for d in end + 1..=limit {
+        found[d as usize].clear();
+        counts[d as usize] = 0;
+    }
+    counts.iter().sum()
+}
+
 /// Verifies candidates by their full distance and files them by distance.
 struct Verify<'a> {
     p: &'a Params,
@@ -321,8 +318,8 @@ struct Verify<'a> {
 impl Verify<'_> {
     /// A row is new unless some table already holds it within the radius probed there. The table
     /// being probed has `done` one below the current shell, under the row's substring distance in
-    /// it, so it never counts: the same test serves probing and reading a whole table.
-    /// The tid is read only for a row kept: it lies on another cache line of the page.
+    /// it, so it never counts. The tid is read only for a row kept: it lies on another cache line
+    /// of the page.
     #[inline]
     fn visit(&mut self, code: &[u8], tid: impl FnOnce() -> Tid) {
         self.visited += 1;
