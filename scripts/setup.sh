@@ -43,20 +43,20 @@ if ! cargo pgrx --version 2>/dev/null | grep -q " $PGRX_VERSION\$"; then
 fi
 # pgrx's list of servers: Debian's 15 and every major built here (init adds to the list).
 pgrx_config="${PGRX_HOME:-$HOME/.pgrx}/config.toml"
-# Also when the list names a pg_config that is gone (a deleted checkout's server): pgrx's build
-# reads every entry and fails on a missing one, whichever major is being built.
+# A pg_config that is gone (a deleted checkout's server) is dropped from the list first: pgrx's
+# build reads every entry and fails on a missing one, whichever major is being built, and init
+# keeps the entries it is not given.
 stale_pgrx_config=0
-while IFS= read -r p; do
-  [ -x "$p" ] || stale_pgrx_config=1
-done < <(sed -n 's/^pg[0-9]* = "\(.*\)"$/\1/p' "$pgrx_config" 2>/dev/null)
-if [ "$stale_pgrx_config" = 1 ]; then
-  # init keeps the entries it is not given: drop the dead ones first.
-  log "dropping pg_config entries that are gone from $pgrx_config"
+if [ -f "$pgrx_config" ]; then
   kept=$(while IFS= read -r line; do
     p=$(printf '%s\n' "$line" | sed -n 's/^pg[0-9]* = "\(.*\)"$/\1/p')
     if [ -z "$p" ] || [ -x "$p" ]; then printf '%s\n' "$line"; fi
   done < "$pgrx_config")
-  printf '%s\n' "$kept" > "$pgrx_config"
+  if [ "$kept" != "$(cat "$pgrx_config")" ]; then
+    stale_pgrx_config=1
+    log "dropping pg_config entries that are gone from $pgrx_config"
+    printf '%s\n' "$kept" > "$pgrx_config"
+  fi
 fi
 if [ "$stale_pgrx_config" = 1 ] || ! grep -qsx "$PGRX_PG = \"$PG_CONFIG\"" "$pgrx_config"; then
   init_args=(--pg15 /usr/lib/postgresql/15/bin/pg_config)
