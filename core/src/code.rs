@@ -233,7 +233,6 @@ pub fn hamming(a: &[u8], b: &[u8]) -> u32 {
 /// compiler keeps it tight; the caller filters the distances in a second loop.
 #[inline]
 pub fn distances(query: &[u8], codes: &[u8], out: &mut Vec<u32>) {
-    let word = |b: &[u8]| u64::from_ne_bytes(b.try_into().unwrap());
     match query.len() {
         8 => {
             let q = word(query);
@@ -248,6 +247,150 @@ pub fn distances(query: &[u8], codes: &[u8], out: &mut Vec<u32>) {
             );
         }
         n => out.extend(codes.chunks_exact(n).map(|c| hamming(c, query))),
+    }
+}
+
+/// Calls `keep(i, d)` for each code `i` of `codes` (back to back, each `query.len()` bytes) whose
+/// distance `d` to `query` is at most `limit`; `keep` returns the limit for the codes after it.
+/// Returns the last limit. The filtering kernel of whole-table reads: codes are taken eight at a
+/// time, and a group is looked at code by code only when one of its codes is within the limit
+/// (near the k-th distance, nearly never), so the common path is loads, popcounts and one
+/// compare per group, with nothing stored. 64- and 128-bit codes use AVX-512's vector popcount
+/// where the CPU has it (eight codes per instruction).
+#[inline]
+pub fn within(query: &[u8], codes: &[u8], limit: u32, mut keep: impl FnMut(usize, u32) -> u32) -> u32 {
+    let n = query.len();
+    if n == 0 {
+        return limit;
+    }
+    #[cfg(target_arch = "x86_64")]
+    if (n == 8 || n == 16) && avx512::available() {
+        // SAFETY: the CPU has the features the function is compiled for.
+        return unsafe { avx512::within(query, codes, limit, &mut keep) };
+    }
+    within_scalar(query, codes, limit, &mut keep)
+}
+
+/// Codes per group of [`within`].
+const GROUP: usize = 8;
+
+#[inline]
+fn word(b: &[u8]) -> u64 {
+    u64::from_ne_bytes(b.try_into().unwrap())
+}
+
+fn within_scalar(
+    query: &[u8],
+    codes: &[u8],
+    mut limit: u32,
+    keep: &mut impl FnMut(usize, u32) -> u32,
+) -> u32 {
+    let n = query.len();
+    let mut groups = codes.chunks_exact(GROUP * n);
+    let mut base = 0;
+    macro_rules! scan {
+        ($dist:expr) => {
+            for g in &mut groups {
+                let least = g.chunks_exact(n).map($dist).fold(u32::MAX, u32::min);
+                if least <= limit {
+                    limit = keep_group(query, g, base, limit, keep);
+                }
+                base += GROUP;
+            }
+        };
+    }
+    match n {
+        8 => {
+            let q = word(query);
+            scan!(|c: &[u8]| (word(c) ^ q).count_ones());
+        }
+        16 => {
+            let (q0, q1) = (word(&query[..8]), word(&query[8..]));
+            scan!(|c: &[u8]| (word(&c[..8]) ^ q0).count_ones() + (word(&c[8..]) ^ q1).count_ones());
+        }
+        _ => scan!(|c: &[u8]| hamming(c, query)),
+    }
+    keep_group(query, groups.remainder(), base, limit, keep)
+}
+
+/// The rare path of [`within`]: the codes of `group` (the first at index `base`) one by one.
+#[cold]
+#[inline(never)]
+fn keep_group(
+    query: &[u8],
+    group: &[u8],
+    base: usize,
+    mut limit: u32,
+    keep: &mut impl FnMut(usize, u32) -> u32,
+) -> u32 {
+    for (j, c) in group.chunks_exact(query.len()).enumerate() {
+        let d = hamming(c, query);
+        if d <= limit {
+            limit = keep(base + j, d);
+        }
+    }
+    limit
+}
+
+#[cfg(target_arch = "x86_64")]
+mod avx512 {
+    use super::{keep_group, word, GROUP};
+    use std::arch::x86_64::*;
+
+    pub fn available() -> bool {
+        std::is_x86_feature_detected!("avx512f") && std::is_x86_feature_detected!("avx512vpopcntdq")
+    }
+
+    /// [`super::within`] for 8- and 16-byte codes: one 64-byte load holds a group of 8 codes
+    /// (or half of one of 16-byte codes).
+    ///
+    /// # Safety
+    /// The CPU must have AVX-512F and AVX-512 VPOPCNTDQ; `query` is 8 or 16 bytes.
+    #[target_feature(enable = "avx512f,avx512vpopcntdq")]
+    pub unsafe fn within(
+        query: &[u8],
+        codes: &[u8],
+        mut limit: u32,
+        keep: &mut impl FnMut(usize, u32) -> u32,
+    ) -> u32 {
+        let n = query.len();
+        // The page's codes are cold in the caches: ask for all their lines at once, rather than
+        // wait for the hardware prefetcher to ramp up on a 4 KB stretch.
+        for off in (0..codes.len()).step_by(64) {
+            _mm_prefetch::<_MM_HINT_T0>(codes.as_ptr().add(off).cast());
+        }
+        let mut groups = codes.chunks_exact(GROUP * n);
+        let mut base = 0;
+        let load = |b: &[u8]| unsafe { _mm512_loadu_si512(b.as_ptr().cast()) };
+        if n == 8 {
+            let q = _mm512_set1_epi64(word(query) as i64);
+            for g in &mut groups {
+                let d = _mm512_popcnt_epi64(_mm512_xor_si512(load(g), q));
+                if _mm512_cmple_epu64_mask(d, _mm512_set1_epi64(limit as i64)) != 0 {
+                    limit = keep_group(query, g, base, limit, keep);
+                }
+                base += GROUP;
+            }
+        } else {
+            let (q0, q1) = (word(&query[..8]) as i64, word(&query[8..]) as i64);
+            let q = _mm512_set_epi64(q1, q0, q1, q0, q1, q0, q1, q0);
+            // A code's two word counts, added: each 64-bit lane plus its neighbour in the
+            // 128-bit lane (32-bit elements 2, 3, 0, 1), read at the even lanes.
+            let dist = |b: &[u8]| {
+                let c = _mm512_popcnt_epi64(_mm512_xor_si512(load(b), q));
+                _mm512_add_epi64(c, _mm512_shuffle_epi32::<0b01_00_11_10>(c))
+            };
+            for g in &mut groups {
+                let lim = _mm512_set1_epi64(limit as i64);
+                let near = _mm512_mask_cmple_epu64_mask(0x55, dist(&g[..64]), lim)
+                    | _mm512_mask_cmple_epu64_mask(0x55, dist(&g[64..]), lim);
+                if near != 0 {
+                    limit = keep_group(query, g, base, limit, keep);
+                }
+                base += GROUP;
+            }
+        }
+        keep_group(query, groups.remainder(), base, limit, keep)
     }
 }
 
@@ -425,6 +568,41 @@ mod tests {
             let want: Vec<u32> =
                 std::iter::once(7).chain(codes.chunks_exact(cb).map(|c| hamming(c, &query))).collect();
             prop_assert_eq!(got, want);
+        }
+
+        #[test]
+        fn within_keeps_exactly_the_codes_within_a_shrinking_limit(
+            q in 0u32..=300, n in 0usize..40, limit in 0u32..80, seed in any::<u64>()
+        ) {
+            let nbits = q.max(1);
+            let mut rng = crate::rng::SeededRng::new(seed);
+            let cb = storage_bytes(nbits);
+            let mut codes = vec![0u8; n * cb];
+            codes.iter_mut().for_each(|b| *b = rng.next_u64() as u8);
+            let query: Vec<u8> = (0..cb).map(|_| rng.next_u64() as u8).collect();
+            // keep lowers the limit to the distance just kept, so later codes must be closer.
+            let mut got = Vec::new();
+            let last = within(&query, &codes, limit, |i, d| {
+                got.push((i, d));
+                d.saturating_sub(1)
+            });
+            let (mut want, mut lim) = (Vec::new(), limit);
+            for (i, c) in codes.chunks_exact(cb).enumerate() {
+                let d = hamming(c, &query);
+                if d <= lim {
+                    want.push((i, d));
+                    lim = d.saturating_sub(1);
+                }
+            }
+            prop_assert_eq!(&got, &want);
+            prop_assert_eq!(last, lim);
+            // The portable kernel too, where `within` took the vector one.
+            let mut scalar = Vec::new();
+            within_scalar(&query, &codes, limit, &mut |i, d| {
+                scalar.push((i, d));
+                d.saturating_sub(1)
+            });
+            prop_assert_eq!(scalar, want);
         }
 
         #[test]

@@ -26,7 +26,6 @@ impl<S: PageStore> Mih<S> {
         debug_assert_eq!(codes.len(), n * cb);
         let code = |i: usize| &codes[i * cb..(i + 1) * cb];
         let (m, nb) = (params.m(), params.nbuckets as usize);
-        let fill = params.build_fill();
 
         // Pass 1: how many entries each bucket gets, hence every head block.
         let mut counts = vec![0u32; params.dir_slots()];
@@ -41,7 +40,7 @@ impl<S: PageStore> Mih<S> {
         for (slot, &c) in counts.iter().enumerate() {
             if c > 0 {
                 heads[slot] = next;
-                next += (c as usize).div_ceil(fill) as BlockNo;
+                next += params.build_pages(c as usize) as BlockNo;
             }
         }
 
@@ -72,7 +71,9 @@ impl<S: PageStore> Mih<S> {
             while at < n {
                 let b = order[at].0;
                 let end = at + order[at..].iter().take_while(|e| e.0 == b).count();
-                let chunks: Vec<&[(u32, u64, u32)]> = order[at..end].chunks(fill).collect();
+                // Entries spread evenly over the bucket's pages.
+                let per_page = (end - at).div_ceil(params.build_pages(end - at));
+                let chunks: Vec<&[(u32, u64, u32)]> = order[at..end].chunks(per_page).collect();
                 let head = heads[t as usize * nb + b as usize];
                 for (c, chunk) in chunks.iter().enumerate() {
                     image.fill(0);

@@ -234,6 +234,19 @@ impl Params {
         (self.capacity() * self.fillfactor as usize / 100).max(1)
     }
 
+    /// Pages a build writes for a bucket of `count` entries. A bucket that fits one page gets one,
+    /// even past the fill factor: buckets hold `build_fill` entries on average, so about half of
+    /// them are a little over it, and a second page for those few entries would make every probe
+    /// and every read of them touch two pages. Longer buckets are spread over pages at the fill
+    /// factor.
+    pub fn build_pages(&self, count: usize) -> usize {
+        if count <= self.capacity() {
+            1
+        } else {
+            count.div_ceil(self.build_fill())
+        }
+    }
+
     /// Value of substring `t` of `code` (MSB-first bits, as an integer of `sub_len(t)` bits).
     #[inline]
     pub fn substring(&self, t: u32, code: &[u8]) -> u64 {

@@ -27,7 +27,7 @@ use super::index::Mih;
 use super::layout::{BlockNo, Bucket, MihError, Params, Tid, NEVER_READ};
 use super::probe::for_each_at_distance;
 use super::store::PageStore;
-use crate::code::{distances, hamming};
+use crate::code::{distances, hamming, within};
 
 /// Rows the first band of a whole-table read keeps: more than a k-NN scan is usually asked for.
 pub const FIRST_BAND_ROWS: usize = 256;
@@ -209,9 +209,15 @@ impl Search {
         for d in lo..=self.max_dist {
             self.found[d as usize].clear();
         }
-        let mut limit = self.max_dist;
-        let mut counts = vec![0usize; self.max_dist as usize + 1];
-        let (mut kept, mut shrink_at, mut entries) = (0usize, cap.saturating_mul(2), 0u64);
+        let mut band = Band {
+            lo,
+            limit: self.max_dist,
+            cap,
+            kept: 0,
+            shrink_at: cap.saturating_mul(2),
+            counts: vec![0; self.max_dist as usize + 1],
+        };
+        let mut entries = 0u64;
         let (query, found) = (&self.query, &mut self.found);
         let mut dist = Vec::with_capacity(p.capacity());
         // The distances of the first pages, to guess where the band ends before keeping rows:
@@ -220,48 +226,39 @@ impl Search {
         let mut guessed = cap == usize::MAX;
         let table_rows = self.table_rows as f64;
         mih.read_table(&self.heads, 0, |page| {
+            let codes = Bucket::codes(page, p);
+            entries += (codes.len() / p.code_bytes()) as u64;
+            if guessed {
+                band.limit =
+                    within(query, codes, band.limit, |i, d| band.keep(found, d, Bucket::tid(page, i)));
+                return;
+            }
             dist.clear();
-            distances(query, Bucket::codes(page, p), &mut dist);
-            entries += dist.len() as u64;
-            if !guessed {
-                let top = sample.len() - 1;
-                for &d in &dist {
-                    sample[(d as usize).min(top)] += 1;
-                }
-                sampled += dist.len();
-                if sampled >= BAND_SAMPLE {
-                    // The distance by which twice the band's rows are expected; rows kept beyond
-                    // it so far are dropped. A wrong guess costs speed, never exactness: the band
-                    // ends where it ends, and covers that.
-                    guessed = true;
-                    let scale = table_rows / sampled as f64;
-                    let want = (2.0 * cap as f64 / scale).ceil() as usize;
-                    if let Some(end) = first_reaching(&sample, lo, limit, want) {
-                        kept = drop_beyond(found, &mut counts, end, limit);
-                        limit = end;
-                    }
+            distances(query, codes, &mut dist);
+            let top = sample.len() - 1;
+            for &d in &dist {
+                sample[(d as usize).min(top)] += 1;
+            }
+            sampled += dist.len();
+            if sampled >= BAND_SAMPLE {
+                // The distance by which twice the band's rows are expected. A wrong guess costs
+                // speed, never exactness: the band ends where it ends, and covers that.
+                guessed = true;
+                let scale = table_rows / sampled as f64;
+                let want = (2.0 * cap as f64 / scale).ceil() as usize;
+                if let Some(end) = first_reaching(&sample, lo, band.limit, want) {
+                    band.cut(found, end);
                 }
             }
             for (i, &d) in dist.iter().enumerate() {
-                if d < lo || d > limit {
-                    continue;
-                }
-                found[d as usize].push(Bucket::tid(page, i));
-                counts[d as usize] += 1;
-                kept += 1;
-                if kept > shrink_at {
-                    // Keep the nearest `cap` rows, and every row tied at the farthest distance
-                    // (kept > cap, so some distance reaches it).
-                    let end = first_reaching(&counts, lo, limit, cap).unwrap_or(limit);
-                    kept = drop_beyond(found, &mut counts, end, limit);
-                    limit = end;
-                    shrink_at = cap.max(kept).saturating_mul(2);
+                if d <= band.limit {
+                    band.keep(found, d, Bucket::tid(page, i));
                 }
             }
         })?;
         self.stats.candidates += entries;
         self.stats.full_scans += 1;
-        self.covered = limit as i64;
+        self.covered = band.limit as i64;
         self.band_rows = Some(rows.saturating_mul(2));
         Ok(())
     }
@@ -283,6 +280,49 @@ impl Search {
     }
 }
 
+/// The rows a band of a whole-table read keeps: those from distance `lo` up to `limit`, where
+/// `limit` shrinks to the smallest distance holding `cap` of them (ties at it kept) whenever
+/// twice as many are kept.
+struct Band {
+    lo: u32,
+    limit: u32,
+    cap: usize,
+    kept: usize,
+    shrink_at: usize,
+    /// Rows kept, by distance.
+    counts: Vec<usize>,
+}
+
+impl Band {
+    /// Keeps a row at distance `d <= limit` (unless probing found it already: `d < lo`); returns
+    /// the limit for the rows after it.
+    fn keep(&mut self, found: &mut [Vec<Tid>], d: u32, tid: Tid) -> u32 {
+        if d < self.lo {
+            return self.limit;
+        }
+        found[d as usize].push(tid);
+        self.counts[d as usize] += 1;
+        self.kept += 1;
+        if self.kept > self.shrink_at {
+            // kept > cap, so some distance reaches it.
+            let end = first_reaching(&self.counts, self.lo, self.limit, self.cap).unwrap_or(self.limit);
+            self.cut(found, end);
+            self.shrink_at = self.cap.max(self.kept).saturating_mul(2);
+        }
+        self.limit
+    }
+
+    /// Lowers the limit to `end`, dropping the rows kept beyond it.
+    fn cut(&mut self, found: &mut [Vec<Tid>], end: u32) {
+        for d in end + 1..=self.limit {
+            found[d as usize].clear();
+            self.counts[d as usize] = 0;
+        }
+        self.kept = self.counts.iter().sum();
+        self.limit = end;
+    }
+}
+
 /// The smallest distance in `lo..=limit` by which `hist` (counts by distance) adds up to `want`.
 fn first_reaching(hist: &[usize], lo: u32, limit: u32, want: usize) -> Option<u32> {
     let mut sum = 0;
@@ -290,16 +330,6 @@ fn first_reaching(hist: &[usize], lo: u32, limit: u32, want: usize) -> Option<u3
         sum += hist[d as usize];
         sum >= want
     })
-}
-
-/// Drops the rows kept beyond distance `end` (up to `limit`); returns how many rows stay kept
-/// from the band's start.
-fn drop_beyond(found: &mut [Vec<Tid>], counts: &mut [usize], end: u32, limit: u32) -> usize {
-    for d in end + 1..=limit {
-        found[d as usize].clear();
-        counts[d as usize] = 0;
-    }
-    counts.iter().sum()
 }
 
 /// Verifies candidates by their full distance and files them by distance.
