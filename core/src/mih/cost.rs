@@ -7,23 +7,26 @@
 use super::layout::Params;
 use super::probe::binomial;
 
-// Fitted to exact top-10 and top-100 searches on 1M learned-like 64-bit codes through the
-// extension (bench/README.md, issue 13), 2 cores, shared buffers warm: a probe reads ~1.5
-// pages (a bucket's chain) cold in the CPU's caches, each a buffer-table lookup, pin and lock;
-// an entry visited costs its substrings and distance and, when new, a tid read and a push; a
-// whole-table read streams ~2,000 pages of codes. What matters is their ratio, which decides
-// between probing and reading.
+// Fitted to exact top-10 searches through the extension on 1M 64-bit codes, learned-like with
+// m = 4 and m = 5 and clustered with m = 4 (probing only, and reading only), and checked on
+// 128-bit learned-like codes (bench/README.md, issue 13), 2 cores, shared buffers warm: a
+// probe reads about one page (a bucket is built to fit one) cold in the CPU's caches, with a
+// buffer-table lookup, pin and lock; an entry visited costs its substrings and distance and,
+// when new, a tid read and a push; a whole-table read streams ~2,000 pages (64-bit codes) of
+// codes through the vector popcount kernel, bound by memory bandwidth, hence priced mostly per
+// byte. What matters is their ratio, which decides between probing and reading.
 
-/// Microseconds per probe: the bucket's pages looked up, pinned and locked, the fences and the
+/// Microseconds per probe: the bucket's page looked up, pinned and locked, the fences and the
 /// stretch of codes read.
-pub const PROBE_US: f64 = 2.5;
-/// Microseconds per entry that a probe visits: its substrings and full distance to the query.
-pub const CANDIDATE_US: f64 = 0.08;
+pub const PROBE_US: f64 = 1.4;
+/// Microseconds per entry that a probe visits: its substrings and full distance to the query
+/// and, when new, its tid read and filed.
+pub const CANDIDATE_US: f64 = 0.05;
 /// Microseconds per entry of a whole-table read, plus [`READ_BYTE_US`] per code byte: codes
 /// streamed through the popcount kernel, with the pin and lock of each page (64-bit codes:
-/// ~4 ms per 1M entries, 128-bit ~5.5 ms).
-pub const READ_US: f64 = 0.0025;
-pub const READ_BYTE_US: f64 = 0.0002;
+/// ~2.4 ms per 1M entries, 128-bit ~4.3 ms).
+pub const READ_US: f64 = 0.0005;
+pub const READ_BYTE_US: f64 = 0.00024;
 
 /// Estimated microseconds of reading a whole table of `rows` entries.
 pub fn read_us(p: &Params, rows: u64) -> f64 {
