@@ -745,7 +745,7 @@ def parse_args(argv=None):
     p.add_argument("--mih-substrings", type=int, default=None, help="WITH (substrings = m)")
     p.add_argument("--mih-fillfactor", type=int, default=None, help="WITH (fillfactor = f)")
     p.add_argument("--scale-10m", action="store_true",
-                   help="add a 10M 64-bit clustered point (no HNSW; seq scans k=10, r=3 only)")
+                   help="add a 10M 64-bit point of each set (no HNSW; seq scans k=10, r=3 only)")
     p.add_argument("--quick", action="store_true",
                    help="100k, 64 bits, both sets, 30 queries: a couple of minutes")
     p.add_argument("--seed", type=int, default=20240)
@@ -791,8 +791,8 @@ def main(argv=None) -> int:
             "'maintenance_work_mem', 'work_mem')").fetchall())
         log(f"server: mih={caps.mih} ball={caps.ball} pgvector={caps.pgvector}")
     configs = [(n, b, s) for n in args.sizes for b in args.bits for s in args.sets]
-    if args.scale_10m and (10_000_000, 64, "clustered") not in configs:
-        configs.append((10_000_000, 64, "clustered"))
+    if args.scale_10m:
+        configs += [(10_000_000, 64, s) for s in args.sets if (10_000_000, 64, s) not in configs]
     results = {"meta": meta, "configs": []}
     os.makedirs(args.out, exist_ok=True)
     for n, bits, kind in configs:

@@ -223,6 +223,53 @@ fn inserts_and_vacuum_keep_results_exact() {
     mih.check().unwrap();
 }
 
+/// Every bucket chain as (pages, entries per page).
+fn chains(mih: &Mih<&MemStore>, store: &MemStore) -> Vec<Vec<usize>> {
+    mih.load_heads()
+        .unwrap()
+        .into_iter()
+        .filter(|&h| h != INVALID_BLOCK)
+        .map(|mut blk| {
+            let mut counts = Vec::new();
+            while blk != INVALID_BLOCK {
+                let g = store.read(blk);
+                counts.push(Bucket::count(g.page()));
+                blk = Bucket::next(g.page());
+            }
+            counts
+        })
+        .collect()
+}
+
+#[test]
+fn a_bucket_that_fits_one_page_is_built_as_one() {
+    // Uniform codes: bucket sizes scatter around the fill factor's share of a page, about half of
+    // them over it; nearly all still fit one page, and are built as one.
+    let codes = dataset(7, 64, 40_000, 0);
+    let store = MemStore::new();
+    let mih = build(&store, 64, &codes, Some(2));
+    let p = mih.params().clone();
+    let all = chains(&mih, &store);
+    let over_fill = all.iter().filter(|c| c.len() == 1 && c[0] > p.build_fill()).count();
+    assert!(over_fill * 4 > all.len(), "{over_fill} of {} buckets past the fill factor", all.len());
+    let pages: usize = all.iter().map(Vec::len).sum();
+    assert!(pages as f64 <= all.len() as f64 * 1.03, "{pages} pages for {} buckets", all.len());
+    assert_eq!(store.nblocks() as usize, 1 + p.dir_pages() as usize + pages);
+    // Clustered codes: long buckets, spread evenly over pages at the fill factor.
+    let codes = dataset(8, 64, 40_000, 20);
+    let store = MemStore::new();
+    let mih = build(&store, 64, &codes, Some(4));
+    let p = mih.params().clone();
+    let long: Vec<Vec<usize>> = chains(&mih, &store).into_iter().filter(|c| c.len() > 1).collect();
+    assert!(!long.is_empty());
+    for c in &long {
+        let total: usize = c.iter().sum();
+        assert_eq!(c.len(), p.build_pages(total), "{c:?}");
+        assert!(c.iter().all(|&n| n <= p.build_fill() && n + 1 >= total / c.len()), "{c:?}");
+    }
+    mih.check().unwrap();
+}
+
 #[test]
 fn probing_is_sublinear_on_clustered_codes() {
     let nbits = 64;
