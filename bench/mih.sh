@@ -6,6 +6,9 @@
 #   bench/mih.sh [--quick] [--sizes 100k,1m] [--bits 64,128] [--sets uniform,clustered]
 #                [--peers jdsh,pgvector,faiss] [--scale-10m] [--queries 100] ...
 #   bench/mih.sh --help          # every option of bench/mih_bench.py
+#   bench/mih.sh --growth --sizes 1m --sets learned --peers jdsh,faiss
+#                                # an index built on a tenth of the table, then given the rest
+#                                # by COPY, against one built on all of it (~2 min at 1M)
 #
 # --quick (100k codes, 64 bits, both sets, 30 queries) takes 2-4 minutes, mostly the pgvector
 # HNSW builds; add --peers jdsh,faiss for a loop of under a minute.

@@ -291,16 +291,21 @@ def copy_buffer(codes: np.ndarray, first_id: int) -> bytes:
     return buf.tobytes()
 
 
-def load_table(pg: Pg, ds: Dataset) -> float:
+def load_table(pg: Pg, ds: Dataset, table: str = TABLE, rows: Optional[range] = None,
+               create: bool = True) -> float:
+    """COPY the codes `rows` (all by default) into `table`, created unless `create` is false."""
+    rows = rows if rows is not None else range(ds.n)
     t0 = time.perf_counter()
-    pg.admin.execute(f"DROP TABLE IF EXISTS {TABLE}")
-    pg.admin.execute(f"CREATE TABLE {TABLE} (id int, code bitcode({ds.bits}), bv bit({ds.bits}))")
+    if create:
+        pg.admin.execute(f"DROP TABLE IF EXISTS {table}")
+        pg.admin.execute(f"CREATE TABLE {table} (id int, code bitcode({ds.bits}), bv bit({ds.bits}))")
     chunk = 500_000
     with pg.admin.cursor() as cur:
-        with cur.copy(f"COPY {TABLE} (id, code, bv) FROM STDIN") as copy:
-            for start in range(0, ds.n, chunk):
-                copy.write(copy_buffer(ds.codes[start:start + chunk], start))
-    pg.admin.execute(f"VACUUM (ANALYZE) {TABLE}")  # hint bits and visibility map, statistics
+        with cur.copy(f"COPY {table} (id, code, bv) FROM STDIN") as copy:
+            for start in range(rows.start, rows.stop, chunk):
+                end = min(start + chunk, rows.stop)
+                copy.write(copy_buffer(ds.codes[start:end], start))
+    pg.admin.execute(f"VACUUM (ANALYZE) {table}")  # hint bits and visibility map, statistics
     return time.perf_counter() - t0
 
 
@@ -559,6 +564,80 @@ def run_config(pg: Optional[Pg], caps: Optional[Caps], n: int, bits: int, kind: 
     return result
 
 
+GROWN_TABLE = "bench_grown"
+
+
+def run_growth(pg: Pg, n: int, bits: int, kind: str, args) -> dict:
+    """An index that grew after its build against one built on all the rows (issue 13): the MIH
+    index is created on the first tenth of a table, then the other nine tenths are COPYed into
+    the indexed table; a second table holds the same rows loaded first and indexed after.
+    Both, and FAISS BinaryFlat, answer the same k-NN queries interleaved."""
+    ds = make_dataset(n, bits, kind, args.queries, args.warmup, args.seed)
+    log(f"{ds.label}: growth: ground truth")
+    truth = Truth(ds)
+    first = n // 10
+    result = {"size": n, "bits": bits, "set": kind, "growth": True, "builds": {}, "plans": {},
+              "built_on": first, "true_per_query": {}}
+    builds = result["builds"]
+    log(f"{ds.label}: growth: {size_label(first)} rows, index, then {size_label(n - first)} more")
+    load_table(pg, ds, GROWN_TABLE, range(first))
+    grown = f"jdsh MIH built on {size_label(first)}, grown to {size_label(n)}"
+    builds[grown] = build_index(pg, "bench_mih_grown",
+                                f"CREATE INDEX bench_mih_grown ON {GROWN_TABLE} USING mih (code)")
+    result["grow_s"] = load_table(pg, ds, GROWN_TABLE, range(first, n), create=False)
+    builds[grown]["bytes"] = pg.one("SELECT pg_relation_size('bench_mih_grown')")
+    log(f"  {size_label(n - first)} rows COPYed into the indexed table in {result['grow_s']:.1f} s, "
+        f"index now {builds[grown]['bytes'] / 2**20:.1f} MiB")
+    result["load_s"] = load_table(pg, ds)
+    result["table_bytes"] = pg.one(f"SELECT pg_table_size('{TABLE}')")
+    built = f"jdsh MIH built on {size_label(n)}"
+    builds[built] = build_index(pg, "bench_mih", f"CREATE INDEX bench_mih ON {TABLE} USING mih (code)")
+    for label, index in ((grown, "bench_mih_grown"), (built, "bench_mih")):
+        m, budget = pg.admin.execute(
+            "SELECT substrings, probe_budget FROM jdsh.mih_info(%s)", (index,)).fetchone()
+        builds[label].update({"substrings": m, "probe_budget": budget})
+    for rel in (GROWN_TABLE, "bench_mih_grown", TABLE, "bench_mih"):
+        pg.admin.execute("SELECT pg_prewarm(%s)", (rel,))
+    lits = [hex_literal(c) for c in ds.queries]
+    warm = [hex_literal(c) for c in ds.warmup]
+    tasks = []
+    for label, table, index in ((grown, GROWN_TABLE, "bench_mih_grown"), (built, TABLE, "bench_mih")):
+        conn = pg.method_conn({})
+        for k in KS:
+            sql = f"SELECT id FROM {table} ORDER BY code <~> %s::bitcode LIMIT {k}"
+            plan = pg.plan(conn, sql, lits[0])
+            result["plans"][f"{label} | k={k}"] = plan
+            if index not in plan:
+                log(f"  WARNING: {label} k={k} plan is '{plan}'")
+            task = Task(label, f"k={k}", pg.query_fn(conn, sql, lits))
+            task.warm = pg.query_fn(conn, sql, warm)
+            tasks.append(task)
+    result["select1_ms"] = float(np.median(pg.select1()) * 1000)
+    if "faiss" in args.peers:
+        tasks += [t for t in faiss_tasks(ds, builds, []) if t.row == "FAISS BinaryFlat" and t.k]
+    result["queries"], result["slow_queries"] = args.queries, 0
+    log(f"{ds.label}: growth: {len(tasks)} series, {args.queries} queries")
+    measure(tasks, ds, truth, args.queries, 0, args.warmup)
+    result["series"] = [summarize(t) for t in tasks]
+    pg.close_methods()
+    pg.admin.execute(f"DROP TABLE {TABLE}")
+    pg.admin.execute(f"DROP TABLE {GROWN_TABLE}")
+    return result
+
+
+def growth_table(configs: list) -> list:
+    lines = ["| codes | index | k=1 | k=10 | k=100 | top-10 grown / built |", "|---|---|---|---|---|---|"]
+    for c in (c for c in configs if c.get("growth")):
+        rows = list(dict.fromkeys(s["method"] for s in c["series"]))
+        grown = next((r for r in rows if "grown" in r), None)
+        built = next((r for r in rows if r.startswith("jdsh MIH built") and r != grown), None)
+        for r in rows:
+            cells = [fmt_cell(series_of(c, r, f"k={k}")) for k in KS]
+            vs = ratio(p50(series_of(c, r, "k=10")), p50(series_of(c, built, "k=10"))) if r == grown else ""
+            lines.append(f"| {cfg_label(c)} | {r} | " + " | ".join(cells) + f" | {vs} |")
+    return lines
+
+
 # ---------------------------------------------------------------- report
 
 def fmt_recall(rec: Optional[float]) -> str:
@@ -629,7 +708,7 @@ def summary_table(configs: list, ef_ref: int) -> list:
 
 
 def scaling_table(configs: list) -> list:
-    rows = [c for c in configs if c["bits"] == 64 and c["set"] == "clustered"]
+    rows = [c for c in configs if c["bits"] == 64 and c["set"] == "clustered" and not c.get("growth")]
     rows.sort(key=lambda c: c["size"])
     methods = ["jdsh MIH", "jdsh seq scan", "pgvector exact scan", "FAISS BinaryFlat"]
     lines = ["| codes | " + " | ".join(methods) + " | MIH build s | MIH size MiB |",
@@ -706,9 +785,17 @@ def markdown(results: dict) -> str:
         lines += ["**The `mih` access method is not installed: its columns are n/a.**", ""]
     elif not caps.get("ball", True):
         lines += ["**`jdsh.ball` / `<@` are not installed: MIH radius rows are n/a.**", ""]
-    lines += ["## Exact top-10, ratios against peers", ""]
-    lines += summary_table(results["configs"], results["meta"]["ef_ref"]) + [""]
-    if any(c["bits"] == 64 and c["set"] == "clustered" for c in results["configs"]):
+    plain = [c for c in results["configs"] if not c.get("growth")]
+    if plain:
+        lines += ["## Exact top-10, ratios against peers", ""]
+        lines += summary_table(plain, results["meta"]["ef_ref"]) + [""]
+    if len(plain) < len(results["configs"]):
+        lines += ["## Growth: an index built on a tenth of the rows, then given the rest", "",
+                  "p50 / p95 ms (recall); the ratio is the grown index's top-10 p50 over the one "
+                  "built on all rows (target <= 1.5).", ""]
+        lines += growth_table(results["configs"]) + [""]
+    if any(c["bits"] == 64 and c["set"] == "clustered" and not c.get("growth")
+           for c in results["configs"]):
         lines += ["## Scaling: 64-bit clustered, top-10, p50 / p95 ms (recall)", ""]
         lines += scaling_table(results["configs"]) + [""]
     lines += ["## Per data set", ""]
@@ -746,6 +833,9 @@ def parse_args(argv=None):
     p.add_argument("--mih-fillfactor", type=int, default=None, help="WITH (fillfactor = f)")
     p.add_argument("--scale-10m", action="store_true",
                    help="add a 10M 64-bit point of each set (no HNSW; seq scans k=10, r=3 only)")
+    p.add_argument("--growth", action="store_true",
+                   help="instead of the peers' tables: an index built on a tenth of each table, "
+                        "given the rest by COPY, against one built on all of it (jdsh, FAISS flat)")
     p.add_argument("--quick", action="store_true",
                    help="100k, 64 bits, both sets, 30 queries: a couple of minutes")
     p.add_argument("--seed", type=int, default=20240)
@@ -796,7 +886,12 @@ def main(argv=None) -> int:
     results = {"meta": meta, "configs": []}
     os.makedirs(args.out, exist_ok=True)
     for n, bits, kind in configs:
-        results["configs"].append(run_config(pg, caps, n, bits, kind, args))
+        if args.growth:
+            if not (pg and caps.mih):
+                raise SystemExit("--growth needs the mih access method in the server")
+            results["configs"].append(run_growth(pg, n, bits, kind, args))
+        else:
+            results["configs"].append(run_config(pg, caps, n, bits, kind, args))
         write_outputs(results, args.out)  # after every data set: a long run keeps its results
     print(markdown(results))
     return 0
