@@ -254,21 +254,29 @@ pub fn distances(query: &[u8], codes: &[u8], out: &mut Vec<u32>) {
 /// distance `d` to `query` is at most `limit`; `keep` returns the limit for the codes after it.
 /// Returns the last limit. The filtering kernel of whole-table reads: codes are taken eight at a
 /// time, and a group is looked at code by code only when one of its codes is within the limit
-/// (near the k-th distance, nearly never), so the common path is loads, popcounts and one
-/// compare per group, with nothing stored. 64- and 128-bit codes use AVX-512's vector popcount
-/// where the CPU has it (eight codes per instruction).
+/// (near the k-th distance, nearly never), so the common path is loads, popcounts and compares,
+/// with nothing stored. (An AVX-512 version was no faster: a read is bound by memory.)
 #[inline]
 pub fn within(query: &[u8], codes: &[u8], limit: u32, mut keep: impl FnMut(usize, u32) -> u32) -> u32 {
     let n = query.len();
     if n == 0 {
         return limit;
     }
+    prefetch(codes);
+    within_groups(query, codes, limit, &mut keep)
+}
+
+/// Asks the CPU for every cache line of `bytes` (a page's codes, cold in the caches) at once,
+/// rather than wait for the hardware prefetcher to ramp up on each 4 KB stretch.
+#[inline]
+fn prefetch(bytes: &[u8]) {
     #[cfg(target_arch = "x86_64")]
-    if (n == 8 || n == 16) && avx512::available() {
-        // SAFETY: the CPU has the features the function is compiled for.
-        return unsafe { avx512::within(query, codes, limit, &mut keep) };
+    for line in bytes.chunks(64) {
+        // SAFETY: a prefetch is only a hint, here of an address inside `bytes`.
+        unsafe {
+            std::arch::x86_64::_mm_prefetch::<{ std::arch::x86_64::_MM_HINT_T0 }>(line.as_ptr().cast())
+        };
     }
-    within_scalar(query, codes, limit, &mut keep)
 }
 
 /// Codes per group of [`within`].
@@ -279,7 +287,7 @@ fn word(b: &[u8]) -> u64 {
     u64::from_ne_bytes(b.try_into().unwrap())
 }
 
-fn within_scalar(
+fn within_groups(
     query: &[u8],
     codes: &[u8],
     mut limit: u32,
@@ -288,11 +296,15 @@ fn within_scalar(
     let n = query.len();
     let mut groups = codes.chunks_exact(GROUP * n);
     let mut base = 0;
+    // Whether any code of a group is within the limit, as an OR of compares over a fixed-size
+    // group: the compiler keeps it branch-free (a fold over a slice's chunks compiled to twice
+    // the time).
     macro_rules! scan {
-        ($dist:expr) => {
+        ($bytes:expr, $dist:expr) => {
             for g in &mut groups {
-                let least = g.chunks_exact(n).map($dist).fold(u32::MAX, u32::min);
-                if least <= limit {
+                let g: &[u8; $bytes] = g.try_into().unwrap();
+                let near = (0..GROUP).fold(false, |any, j| any | ($dist(g, j) <= limit));
+                if near {
                     limit = keep_group(query, g, base, limit, keep);
                 }
                 base += GROUP;
@@ -302,13 +314,23 @@ fn within_scalar(
     match n {
         8 => {
             let q = word(query);
-            scan!(|c: &[u8]| (word(c) ^ q).count_ones());
+            scan!(64, |g: &[u8; 64], j: usize| (word(&g[j * 8..j * 8 + 8]) ^ q).count_ones());
         }
         16 => {
             let (q0, q1) = (word(&query[..8]), word(&query[8..]));
-            scan!(|c: &[u8]| (word(&c[..8]) ^ q0).count_ones() + (word(&c[8..]) ^ q1).count_ones());
+            scan!(128, |g: &[u8; 128], j: usize| {
+                (word(&g[j * 16..j * 16 + 8]) ^ q0).count_ones()
+                    + (word(&g[j * 16 + 8..j * 16 + 16]) ^ q1).count_ones()
+            });
         }
-        _ => scan!(|c: &[u8]| hamming(c, query)),
+        _ => {
+            for g in &mut groups {
+                if g.chunks_exact(n).any(|c| hamming(c, query) <= limit) {
+                    limit = keep_group(query, g, base, limit, keep);
+                }
+                base += GROUP;
+            }
+        }
     }
     keep_group(query, groups.remainder(), base, limit, keep)
 }
@@ -330,68 +352,6 @@ fn keep_group(
         }
     }
     limit
-}
-
-#[cfg(target_arch = "x86_64")]
-mod avx512 {
-    use super::{keep_group, word, GROUP};
-    use std::arch::x86_64::*;
-
-    pub fn available() -> bool {
-        std::is_x86_feature_detected!("avx512f") && std::is_x86_feature_detected!("avx512vpopcntdq")
-    }
-
-    /// [`super::within`] for 8- and 16-byte codes: one 64-byte load holds a group of 8 codes
-    /// (or half of one of 16-byte codes).
-    ///
-    /// # Safety
-    /// The CPU must have AVX-512F and AVX-512 VPOPCNTDQ; `query` is 8 or 16 bytes.
-    #[target_feature(enable = "avx512f,avx512vpopcntdq")]
-    pub unsafe fn within(
-        query: &[u8],
-        codes: &[u8],
-        mut limit: u32,
-        keep: &mut impl FnMut(usize, u32) -> u32,
-    ) -> u32 {
-        let n = query.len();
-        // The page's codes are cold in the caches: ask for all their lines at once, rather than
-        // wait for the hardware prefetcher to ramp up on a 4 KB stretch.
-        for off in (0..codes.len()).step_by(64) {
-            _mm_prefetch::<_MM_HINT_T0>(codes.as_ptr().add(off).cast());
-        }
-        let mut groups = codes.chunks_exact(GROUP * n);
-        let mut base = 0;
-        let load = |b: &[u8]| unsafe { _mm512_loadu_si512(b.as_ptr().cast()) };
-        if n == 8 {
-            let q = _mm512_set1_epi64(word(query) as i64);
-            for g in &mut groups {
-                let d = _mm512_popcnt_epi64(_mm512_xor_si512(load(g), q));
-                if _mm512_cmple_epu64_mask(d, _mm512_set1_epi64(limit as i64)) != 0 {
-                    limit = keep_group(query, g, base, limit, keep);
-                }
-                base += GROUP;
-            }
-        } else {
-            let (q0, q1) = (word(&query[..8]) as i64, word(&query[8..]) as i64);
-            let q = _mm512_set_epi64(q1, q0, q1, q0, q1, q0, q1, q0);
-            // A code's two word counts, added: each 64-bit lane plus its neighbour in the
-            // 128-bit lane (32-bit elements 2, 3, 0, 1), read at the even lanes.
-            let dist = |b: &[u8]| {
-                let c = _mm512_popcnt_epi64(_mm512_xor_si512(load(b), q));
-                _mm512_add_epi64(c, _mm512_shuffle_epi32::<0b01_00_11_10>(c))
-            };
-            for g in &mut groups {
-                let lim = _mm512_set1_epi64(limit as i64);
-                let near = _mm512_mask_cmple_epu64_mask(0x55, dist(&g[..64]), lim)
-                    | _mm512_mask_cmple_epu64_mask(0x55, dist(&g[64..]), lim);
-                if near != 0 {
-                    limit = keep_group(query, g, base, limit, keep);
-                }
-                base += GROUP;
-            }
-        }
-        keep_group(query, groups.remainder(), base, limit, keep)
-    }
 }
 
 /// Number of set bits.
@@ -596,13 +556,6 @@ mod tests {
             }
             prop_assert_eq!(&got, &want);
             prop_assert_eq!(last, lim);
-            // The portable kernel too, where `within` took the vector one.
-            let mut scalar = Vec::new();
-            within_scalar(&query, &codes, limit, &mut |i, d| {
-                scalar.push((i, d));
-                d.saturating_sub(1)
-            });
-            prop_assert_eq!(scalar, want);
         }
 
         #[test]
