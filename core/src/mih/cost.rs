@@ -13,7 +13,7 @@ use super::probe::binomial;
 // probe reads about one page (a bucket is built to fit one) cold in the CPU's caches, with a
 // buffer-table lookup, pin and lock; an entry visited costs its substrings and distance and,
 // when new, a tid read and a push; a whole-table read streams ~2,000 pages (64-bit codes) of
-// codes through the vector popcount kernel, bound by memory bandwidth, hence priced mostly per
+// codes through the filtering popcount kernel, bound by memory bandwidth, hence priced mostly per
 // byte. What matters is their ratio, which decides between probing and reading.
 
 /// Microseconds per probe: the bucket's page looked up, pinned and locked, the fences and the
