@@ -504,6 +504,17 @@ mod tests {
         })
     }
 
+    /// `n` random codes of `nbits` bits back to back, word-padded (the padding random too, for
+    /// the kernel and its reference alike), and a query: (bytes per code, codes, query).
+    fn random_codes(nbits: u32, n: usize, seed: u64) -> (usize, Vec<u8>, Vec<u8>) {
+        let mut rng = crate::rng::SeededRng::new(seed);
+        let cb = storage_bytes(nbits);
+        let mut codes = vec![0u8; n * cb];
+        codes.iter_mut().for_each(|b| *b = rng.next_u64() as u8);
+        let query: Vec<u8> = (0..cb).map(|_| rng.next_u64() as u8).collect();
+        (cb, codes, query)
+    }
+
     fn pair_strategy() -> impl Strategy<Value = (Code, Code)> {
         (1u32..=300).prop_flat_map(|n| (code_strategy(n), code_strategy(n)))
     }
@@ -517,12 +528,7 @@ mod tests {
 
         #[test]
         fn distances_match_hamming(q in 0u32..=300, n in 0usize..20, seed in any::<u64>()) {
-            let nbits = q.max(1);
-            let mut rng = crate::rng::SeededRng::new(seed);
-            let cb = storage_bytes(nbits);
-            let mut codes = vec![0u8; n * cb];
-            codes.iter_mut().for_each(|b| *b = rng.next_u64() as u8);
-            let query: Vec<u8> = (0..cb).map(|_| rng.next_u64() as u8).collect();
+            let (cb, codes, query) = random_codes(q.max(1), n, seed);
             let mut got = vec![7];
             distances(&query, &codes, &mut got);
             let want: Vec<u32> =
@@ -534,12 +540,7 @@ mod tests {
         fn within_keeps_exactly_the_codes_within_a_shrinking_limit(
             q in 0u32..=300, n in 0usize..40, limit in 0u32..80, seed in any::<u64>()
         ) {
-            let nbits = q.max(1);
-            let mut rng = crate::rng::SeededRng::new(seed);
-            let cb = storage_bytes(nbits);
-            let mut codes = vec![0u8; n * cb];
-            codes.iter_mut().for_each(|b| *b = rng.next_u64() as u8);
-            let query: Vec<u8> = (0..cb).map(|_| rng.next_u64() as u8).collect();
+            let (cb, codes, query) = random_codes(q.max(1), n, seed);
             // keep lowers the limit to the distance just kept, so later codes must be closer.
             let mut got = Vec::new();
             let last = within(&query, &codes, limit, |i, d| {
