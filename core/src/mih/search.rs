@@ -230,7 +230,7 @@ impl Search {
             entries += (codes.len() / p.code_bytes()) as u64;
             if guessed {
                 band.limit =
-                    within(query, codes, band.limit, |i, d| band.keep(found, d, Bucket::tid(page, i)));
+                    within(query, codes, band.limit, |i, d| band.keep(found, d, || Bucket::tid(page, i)));
                 return;
             }
             dist.clear();
@@ -252,7 +252,7 @@ impl Search {
             }
             for (i, &d) in dist.iter().enumerate() {
                 if d <= band.limit {
-                    band.keep(found, d, Bucket::tid(page, i));
+                    band.keep(found, d, || Bucket::tid(page, i));
                 }
             }
         })?;
@@ -295,12 +295,13 @@ struct Band {
 
 impl Band {
     /// Keeps a row at distance `d <= limit` (unless probing found it already: `d < lo`); returns
-    /// the limit for the rows after it.
-    fn keep(&mut self, found: &mut [Vec<Tid>], d: u32, tid: Tid) -> u32 {
+    /// the limit for the rows after it. `tid` reads the row's tid (another cache line of the
+    /// page), only for a row kept.
+    fn keep(&mut self, found: &mut [Vec<Tid>], d: u32, tid: impl FnOnce() -> Tid) -> u32 {
         if d < self.lo {
             return self.limit;
         }
-        found[d as usize].push(tid);
+        found[d as usize].push(tid());
         self.counts[d as usize] += 1;
         self.kept += 1;
         if self.kept > self.shrink_at {
