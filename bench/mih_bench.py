@@ -323,6 +323,16 @@ def check_loaded(pg: Pg, ds: Dataset, truth: Truth) -> None:
         raise SystemExit(f"loaded table disagrees with numpy: {got_j} {got_v} vs {want}")
 
 
+def mih_choice(pg: Pg, index: str) -> dict:
+    """What the build of a mih index chose (substrings and probe budget), when the server reports
+    it (jdsh.mih_info with a probe_budget column); empty otherwise."""
+    if not pg.exists("SELECT 1 FROM pg_proc WHERE proname = 'mih_info' AND 'probe_budget' = ANY(proargnames)"):
+        return {}
+    m, budget = pg.admin.execute(
+        "SELECT substrings, probe_budget FROM jdsh.mih_info(%s)", (index,)).fetchone()
+    return {"substrings": m, "probe_budget": budget}
+
+
 def build_index(pg: Pg, name: str, ddl: str) -> dict:
     t0 = time.perf_counter()
     pg.admin.execute(ddl)
@@ -409,6 +419,20 @@ def server_caps(pg: Pg) -> Caps:
         pgvector=pg.exists("SELECT 1 FROM pg_extension WHERE extname = 'vector'"))
 
 
+def pg_task(pg: Pg, conn, label: str, col: str, sql: str, lits: list, warm: list,
+            index: Optional[str], plans: dict, slow: bool = False) -> Task:
+    """One series: `sql` on `conn` over the queries, warmed on `warm`; its plan is recorded and
+    checked to use `index` (a sequential scan when None)."""
+    plan = pg.plan(conn, sql, lits[0])
+    plans[f"{label} | {col}"] = plan
+    if (index and index not in plan) or (not index and "Seq Scan" not in plan):
+        log(f"  WARNING: {label} {col} plan is '{plan}'")
+    task = Task(label, col, pg.query_fn(conn, sql, lits), slow)
+    task.warm = pg.query_fn(conn, sql, warm)
+    task.index = index
+    return task
+
+
 def pg_tasks(pg: Pg, ds: Dataset, caps: Caps, args, builds: dict, plans: dict) -> list:
     bits = ds.bits
     lits = [hex_literal(c) for c in ds.queries]
@@ -441,14 +465,7 @@ def pg_tasks(pg: Pg, ds: Dataset, caps: Caps, args, builds: dict, plans: dict) -
             if slow and ds.n > SLOW_BIG_ROWS and col not in SLOW_BIG_KINDS:
                 continue
             label = RADIUS_LABELS.get(row, row) if col.startswith("r=") else row
-            plan = pg.plan(conn, sql, lits[0])
-            plans[f"{label} | {col}"] = plan
-            if (index and index not in plan) or (not index and "Seq Scan" not in plan):
-                log(f"  WARNING: {label} {col} plan is '{plan}'")
-            task = Task(label, col, pg.query_fn(conn, sql, lits), slow)
-            task.warm = pg.query_fn(conn, sql, warm)
-            task.index = index
-            tasks.append(task)
+            tasks.append(pg_task(pg, conn, label, col, sql, lits, warm, index, plans, slow))
     return tasks
 
 
@@ -519,11 +536,7 @@ def run_config(pg: Optional[Pg], caps: Optional[Caps], n: int, bits: int, kind: 
             with_ = f" WITH ({', '.join(opts)})" if opts else ""
             builds["jdsh MIH"] = build_index(
                 pg, "bench_mih", f"CREATE INDEX bench_mih ON {TABLE} USING mih (code){with_}")
-            # What the build chose (substrings and probe budget), when the server reports it.
-            if pg.exists("SELECT 1 FROM pg_proc WHERE proname = 'mih_info' AND 'probe_budget' = ANY(proargnames)"):
-                m, budget = pg.admin.execute(
-                    "SELECT substrings, probe_budget FROM jdsh.mih_info('bench_mih')").fetchone()
-                builds["jdsh MIH"].update({"substrings": m, "probe_budget": budget})
+            builds["jdsh MIH"].update(mih_choice(pg, "bench_mih"))
         if "pgvector" in args.peers and caps.pgvector and n <= HNSW_MAX_ROWS:
             builds["pgvector HNSW"] = build_index(
                 pg, "bench_hnsw", f"CREATE INDEX bench_hnsw ON {TABLE} "
@@ -593,9 +606,7 @@ def run_growth(pg: Pg, n: int, bits: int, kind: str, args) -> dict:
     built = f"jdsh MIH built on {size_label(n)}"
     builds[built] = build_index(pg, "bench_mih", f"CREATE INDEX bench_mih ON {TABLE} USING mih (code)")
     for label, index in ((grown, "bench_mih_grown"), (built, "bench_mih")):
-        m, budget = pg.admin.execute(
-            "SELECT substrings, probe_budget FROM jdsh.mih_info(%s)", (index,)).fetchone()
-        builds[label].update({"substrings": m, "probe_budget": budget})
+        builds[label].update(mih_choice(pg, index))
     for rel in (GROWN_TABLE, "bench_mih_grown", TABLE, "bench_mih"):
         pg.admin.execute("SELECT pg_prewarm(%s)", (rel,))
     lits = [hex_literal(c) for c in ds.queries]
@@ -603,15 +614,9 @@ def run_growth(pg: Pg, n: int, bits: int, kind: str, args) -> dict:
     tasks = []
     for label, table, index in ((grown, GROWN_TABLE, "bench_mih_grown"), (built, TABLE, "bench_mih")):
         conn = pg.method_conn({})
-        for k in KS:
-            sql = f"SELECT id FROM {table} ORDER BY code <~> %s::bitcode LIMIT {k}"
-            plan = pg.plan(conn, sql, lits[0])
-            result["plans"][f"{label} | k={k}"] = plan
-            if index not in plan:
-                log(f"  WARNING: {label} k={k} plan is '{plan}'")
-            task = Task(label, f"k={k}", pg.query_fn(conn, sql, lits))
-            task.warm = pg.query_fn(conn, sql, warm)
-            tasks.append(task)
+        tasks += [pg_task(pg, conn, label, f"k={k}",
+                          f"SELECT id FROM {table} ORDER BY code <~> %s::bitcode LIMIT {k}",
+                          lits, warm, index, result["plans"]) for k in KS]
     result["select1_ms"] = float(np.median(pg.select1()) * 1000)
     if "faiss" in args.peers:
         tasks += [t for t in faiss_tasks(ds, builds, []) if t.row == "FAISS BinaryFlat" and t.k]
