@@ -9,6 +9,7 @@
 use jdsh_core::mih::layout::{self, is_free, BLOCK_SIZE, PAGE_HEADER, PD_LOWER, PD_UPPER};
 use jdsh_core::mih::{BlockNo, PageGuard, PageStore};
 use pgrx::pg_sys;
+use std::cell::RefCell;
 
 // The core's page geometry is PostgreSQL's: `BLOCK_SIZE`-byte pages whose data starts after the
 // page header (no line pointers), and `pd_lower`/`pd_upper` where the core writes them.
@@ -61,6 +62,40 @@ impl PgStore {
         PgStore { rel, fork: pg_sys::ForkNumber::INIT_FORKNUM }
     }
 
+    /// Pins existing block `blk` without locking it, through the buffer this backend last found
+    /// it in when that still holds it (see [`RecentBuffers`]).
+    fn pin_existing(&self, blk: BlockNo) -> pg_sys::Buffer {
+        let Some(key) = self.recent_key() else {
+            return self.pin(blk);
+        };
+        let recent = RECENT.with_borrow_mut(|r| r.get(key, blk));
+        // SAFETY: `rel` is open (module doc); `recent` is a shared buffer number that a
+        // ReadBuffer of this relation file returned in this backend (`recent_key` keeps temporary
+        // relations, whose buffers are local, out), and ReadRecentBuffer checks the buffer's
+        // tag before it pins it.
+        if recent != pg_sys::InvalidBuffer as pg_sys::Buffer
+            && unsafe { pg_sys::ReadRecentBuffer(file_locator(self.rel), self.fork, blk, recent) }
+        {
+            return recent;
+        }
+        let buf = self.pin(blk);
+        RECENT.with_borrow_mut(|r| r.set(key, blk, buf));
+        buf
+    }
+
+    /// The relation's key in [`RECENT`]: its main fork, unless it is temporary.
+    fn recent_key(&self) -> Option<(pg_sys::Oid, u32)> {
+        // SAFETY: `rel` is open (module doc), so `rd_rel` is valid.
+        let temp = unsafe {
+            (*(*self.rel).rd_rel).relpersistence == pg_sys::RELPERSISTENCE_TEMP as std::ffi::c_char
+        };
+        if temp || self.fork != pg_sys::ForkNumber::MAIN_FORKNUM {
+            return None;
+        }
+        // SAFETY: as above.
+        Some((unsafe { (*self.rel).rd_id }, file_number(self.rel)))
+    }
+
     /// Pins block `blk` (`InvalidBlockNumber`: a new block at the end) without locking it.
     fn pin(&self, blk: BlockNo) -> pg_sys::Buffer {
         // SAFETY: `rel` is open (module doc). A block past the end raises an ERROR, no UB.
@@ -78,7 +113,7 @@ impl PgStore {
     fn lock(&self, blk: BlockNo, mode: u32) -> PgGuard {
         // SAFETY: the buffer was just pinned by us; the guard takes over pin and lock.
         unsafe {
-            let buf = self.pin(blk);
+            let buf = self.pin_existing(blk);
             pg_sys::LockBuffer(buf, mode as i32);
             PgGuard { buf, blk, fresh: false }
         }
@@ -192,4 +227,117 @@ impl PageStore for PgStore {
         // SAFETY: `rel` is open (module doc).
         unsafe { pg_sys::RelationGetNumberOfBlocksInFork(self.rel, self.fork) }
     }
+
+    /// Asks the CPU for the buffer header and the first `bytes` of the buffer this backend last
+    /// found `blk` in, if any, without pinning it: a hint, harmless if the buffer holds another
+    /// page by now. The read that follows pins it through [`RecentBuffers`] too.
+    fn prefetch(&self, blk: BlockNo, bytes: usize) {
+        let Some(key) = self.recent_key() else {
+            return;
+        };
+        let buf = RECENT.with_borrow_mut(|r| r.get(key, blk));
+        if buf <= 0 {
+            return;
+        }
+        // SAFETY: `buf` is a shared buffer number (1..=NBuffers, see `RecentBuffers::set`), so
+        // its descriptor and page lie inside the buffer pool's arrays; nothing is dereferenced,
+        // the addresses only go to prefetch instructions.
+        unsafe {
+            prefetch_line(pg_sys::BufferDescriptors.add(buf as usize - 1) as *const u8);
+            let page = pg_sys::BufferGetPage(buf) as *const u8;
+            for at in (0..bytes.min(BLOCK_SIZE)).step_by(64) {
+                prefetch_line(page.add(at));
+            }
+        }
+    }
+}
+
+/// Asks the CPU for the cache line at `at` (a hint: it never faults).
+#[inline]
+fn prefetch_line(at: *const u8) {
+    #[cfg(target_arch = "x86_64")]
+    // SAFETY: a prefetch only hints; it reads nothing the program sees and never faults.
+    unsafe {
+        std::arch::x86_64::_mm_prefetch::<{ std::arch::x86_64::_MM_HINT_T0 }>(at.cast())
+    };
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = at;
+}
+
+/// The shared buffer each block of an index was last found in by this backend, so that reading
+/// the block again skips the shared buffer table: `ReadRecentBuffer` checks the buffer's tag and
+/// pins it, or says no and the block is looked up as usual. A scan probes hundreds of buckets,
+/// each one page, and the table lookup (hash, partition lock, a cache miss in a large pool) was
+/// a third of a probe's cost; a whole-table read looks up thousands of pages. Such a pin does not
+/// raise the buffer's usage count; a page evicted for that is found by a normal lookup again.
+struct RecentBuffers {
+    /// (index oid, relation file number): the buffer of each block, 0 where none is known. A new
+    /// file (REINDEX, TRUNCATE) makes a new key.
+    indexes: Vec<((pg_sys::Oid, u32), Vec<pg_sys::Buffer>)>,
+}
+
+/// Indexes whose buffers a backend remembers (the least recently added is forgotten).
+const RECENT_INDEXES: usize = 8;
+/// Blocks per index whose buffers a backend remembers (4 bytes each: 1 GiB of index, 512 KiB).
+const RECENT_BLOCKS: u32 = 1 << 17;
+
+thread_local! {
+    static RECENT: RefCell<RecentBuffers> = const { RefCell::new(RecentBuffers { indexes: Vec::new() }) };
+}
+
+impl RecentBuffers {
+    fn get(&mut self, key: (pg_sys::Oid, u32), blk: BlockNo) -> pg_sys::Buffer {
+        let invalid = pg_sys::InvalidBuffer as pg_sys::Buffer;
+        match self.indexes.iter().find(|(k, _)| *k == key) {
+            Some((_, bufs)) => bufs.get(blk as usize).copied().unwrap_or(invalid),
+            None => invalid,
+        }
+    }
+
+    fn set(&mut self, key: (pg_sys::Oid, u32), blk: BlockNo, buf: pg_sys::Buffer) {
+        if blk >= RECENT_BLOCKS || buf <= 0 {
+            return;
+        }
+        let at = match self.indexes.iter().position(|(k, _)| k.0 == key.0) {
+            Some(at) => {
+                if self.indexes[at].0 != key {
+                    self.indexes[at] = (key, Vec::new()); // a new file of the same index
+                }
+                at
+            }
+            None => {
+                if self.indexes.len() == RECENT_INDEXES {
+                    self.indexes.remove(0);
+                }
+                self.indexes.push((key, Vec::new()));
+                self.indexes.len() - 1
+            }
+        };
+        let bufs = &mut self.indexes[at].1;
+        if bufs.len() <= blk as usize {
+            bufs.resize(blk as usize + 1, pg_sys::InvalidBuffer as pg_sys::Buffer);
+        }
+        bufs[blk as usize] = buf;
+    }
+}
+
+/// The relation's physical file, as `ReadRecentBuffer` takes it.
+#[cfg(feature = "pg15")]
+fn file_locator(rel: pg_sys::Relation) -> pg_sys::RelFileNode {
+    // SAFETY: the caller's relation is open (module doc).
+    unsafe { (*rel).rd_node }
+}
+#[cfg(not(feature = "pg15"))]
+fn file_locator(rel: pg_sys::Relation) -> pg_sys::RelFileLocator {
+    // SAFETY: the caller's relation is open (module doc).
+    unsafe { (*rel).rd_locator }
+}
+
+#[cfg(feature = "pg15")]
+fn file_number(rel: pg_sys::Relation) -> u32 {
+    file_locator(rel).relNode.into()
+}
+#[cfg(not(feature = "pg15"))]
+fn file_number(rel: pg_sys::Relation) -> u32 {
+    file_locator(rel).relNumber.into()
 }

@@ -4,31 +4,31 @@
 //! [`Search`]: super::Search
 
 use super::index::Mih;
-use super::layout::{BlockNo, Bucket, MihError, Params, Tid, INVALID_BLOCK};
+use super::layout::{bucket_page, BlockNo, Bucket, MihError, Params, Tid, INVALID_BLOCK};
 use super::store::{PageGuard, PageStore};
 
 /// Calls `visit(v)` for every `bits`-bit value `v` with `popcount(v ^ q) == radius`, in increasing
 /// order of the flipped positions (Gosper's hack over bit masks). Stops early when `visit`
-/// returns false.
-pub fn for_each_at_distance(q: u64, bits: u32, radius: u32, mut visit: impl FnMut(u64) -> bool) {
+/// returns false; returns whether it went through every value.
+pub fn for_each_at_distance(q: u64, bits: u32, radius: u32, mut visit: impl FnMut(u64) -> bool) -> bool {
     if radius > bits {
-        return;
+        return true;
     }
     if radius == 0 {
-        visit(q);
-        return;
+        return visit(q);
     }
     let limit: u128 = 1u128 << bits;
     let mut mask: u128 = (1u128 << radius) - 1;
     while mask < limit {
         if !visit(q ^ mask as u64) {
-            return;
+            return false;
         }
         // Next larger integer with the same number of set bits.
         let c = mask & mask.wrapping_neg();
         let r = mask + c;
         mask = (((r ^ mask) >> 2) / c) | r;
     }
+    true
 }
 
 /// Binomial coefficient C(n, k), saturating at `u64::MAX`.
@@ -61,6 +61,16 @@ impl<S: PageStore> Mih<S> {
         let b = p.bucket(t, value);
         let head = heads[t as usize * p.nbuckets as usize + b as usize];
         self.read_chain(head, t, b, |page| probe_page(page, p, t, value, visit))
+    }
+
+    /// Hints that `value` of table `t` is probed soon: its bucket's head page, as far as its
+    /// fences (what a probe reads before it knows its stretch of codes).
+    pub fn prefetch_probe(&self, heads: &[BlockNo], t: u32, value: u64) {
+        let p = self.params();
+        let head = heads[t as usize * p.nbuckets as usize + p.bucket(t, value) as usize];
+        if head != INVALID_BLOCK {
+            self.store.prefetch(head, bucket_page::ENTRIES);
+        }
     }
 
     /// Calls `f` on every bucket page of table `t` (a search that reads a whole table).
@@ -129,6 +139,19 @@ mod tests {
                 assert_eq!(got.len() as u64, binomial(bits, radius));
             }
         }
+    }
+
+    #[test]
+    fn says_whether_it_went_through_every_value() {
+        let mut seen = 0;
+        assert!(!for_each_at_distance(0, 12, 2, |_| {
+            seen += 1;
+            seen < 5
+        }));
+        assert_eq!(seen, 5, "stops at the first false");
+        assert!(for_each_at_distance(0, 12, 2, |_| true));
+        assert!(!for_each_at_distance(7, 12, 0, |_| false), "radius 0 has one value");
+        assert!(for_each_at_distance(7, 3, 4, |_| false), "no value beyond the length");
     }
 
     #[test]

@@ -31,6 +31,8 @@ use crate::code::{distances, hamming, within};
 
 /// Rows the first band of a whole-table read keeps: more than a k-NN scan is usually asked for.
 pub const FIRST_BAND_ROWS: usize = 256;
+/// Probes by which a search hints a bucket's head page before probing it.
+const PROBE_AHEAD: usize = 4;
 /// Entries whose distances a band read counts before it guesses where the band ends.
 const BAND_SAMPLE: usize = 512;
 
@@ -174,16 +176,33 @@ impl Search {
         let qsub = self.qsub[t as usize];
         let (mut verify, heads) = self.verifier(p);
         let mut nprobes = 0u64;
-        for_each_at_distance(qsub, bits, shell, |v| {
+        // Each value's head page is hinted PROBE_AHEAD values before it is probed: a probe's
+        // cost is mostly waiting for its page, which this overlaps with the probes before it.
+        let mut ahead = std::collections::VecDeque::with_capacity(PROBE_AHEAD + 1);
+        let mut probe = |v: u64| match mih.probe(heads, t, v, &mut |code, tid| verify.visit(code, tid)) {
+            Ok(()) => true,
+            Err(e) => {
+                failure = Some(e);
+                false
+            }
+        };
+        let all = for_each_at_distance(qsub, bits, shell, |v| {
+            mih.prefetch_probe(heads, t, v);
+            ahead.push_back(v);
+            if ahead.len() <= PROBE_AHEAD {
+                return true;
+            }
             nprobes += 1;
-            match mih.probe(heads, t, v, &mut |code, tid| verify.visit(code, tid)) {
-                Ok(()) => true,
-                Err(e) => {
-                    failure = Some(e);
-                    false
+            probe(ahead.pop_front().unwrap_or(v))
+        });
+        if all {
+            for v in ahead {
+                nprobes += 1;
+                if !probe(v) {
+                    break;
                 }
             }
-        });
+        }
         let (candidates, visited) = (verify.candidates, verify.visited);
         if let Some(e) = failure {
             return Err(e);

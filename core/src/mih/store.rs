@@ -32,6 +32,10 @@ pub trait PageStore {
     /// Appends a whole page during a build; the build logs the relation in bulk afterwards.
     fn append_built(&self, image: &[u8]) -> BlockNo;
     fn nblocks(&self) -> BlockNo;
+    /// A hint that the first `bytes` bytes of block `blk` are read soon: a store may start
+    /// bringing them into the CPU's caches, without pinning or locking anything. The default
+    /// does nothing.
+    fn prefetch(&self, _blk: BlockNo, _bytes: usize) {}
 }
 
 /// A shared reference to a store is a store (tests build indexes over `&MemStore`).
@@ -57,6 +61,9 @@ impl<T: PageStore> PageStore for &T {
     }
     fn nblocks(&self) -> BlockNo {
         (**self).nblocks()
+    }
+    fn prefetch(&self, blk: BlockNo, bytes: usize) {
+        (**self).prefetch(blk, bytes)
     }
 }
 
