@@ -64,7 +64,8 @@ REVOKE ALL ON FUNCTION jdsh.mih_check(regclass) FROM PUBLIC;
 
 CREATE FUNCTION jdsh.mih_info(index regclass)
     RETURNS TABLE (substrings integer, substring_bits integer[], buckets_per_table bigint,
-                   built_rows bigint, chosen_by text, probe_budget integer)
+                   built_rows bigint, chosen_by text, probe_budget integer,
+                   probe_budget_top100 integer)
     AS 'MODULE_PATHNAME', 'mih_info_wrapper' LANGUAGE C STRICT STABLE PARALLEL RESTRICTED;
 COMMENT ON FUNCTION jdsh.mih_info(regclass) IS
-    'layout of a mih index: substrings (hash tables) and their bits, buckets, rows at build, what chose the number of substrings, and the probe budget (percent of a whole-table read a search may spend probing before it reads instead)';
+    'layout of a mih index: substrings (hash tables) and their bits, buckets, rows at build, what chose the number of substrings, and the probe budget (percent of a whole-table read a search may spend probing before it reads instead; probe_budget_top100: the budget once a search has returned 10 rows and is asked for more, NULL for none)';

@@ -156,7 +156,8 @@ pub fn init() {
         c"jdsh.mih_probe_budget",
         c"How much probing a mih index search may do before reading a table of the index instead, \
           in percent of that read's cost (-1 = the index's own choice).",
-        c"Each mih index chooses this at build from its codes (jdsh.mih_info shows it). 0 reads \
+        c"Each mih index chooses this at build from its codes, for the first 10 rows of a search \
+          and for more (jdsh.mih_info shows both); a value set here replaces both. 0 reads \
           at once (brute force over the index's codes); larger values probe longer. A radius \
           search probes all the way whenever that costs less than a read. Results are exact \
           either way; only the speed changes.",

@@ -22,7 +22,7 @@ fn main() {
             continue;
         }
         let p = Params::choose(nbits, n as u64, Some(m), 90).unwrap();
-        let mih = Mih::build(MemStore::new(), p, budget, table, &tids, |_| {}).unwrap();
+        let mih = Mih::build(MemStore::new(), p, budget, None, table, &tids, |_| {}).unwrap();
         let t0 = Instant::now();
         let (mut pr, mut ca, mut fs, mut vi) = (0, 0, 0, 0);
         let reps: u64 = if only.is_some() { 20 } else { 1 };

@@ -117,9 +117,10 @@ pub unsafe extern "C-unwind" fn ambuild(
         let tuning = tune::choose_substrings(nbits, &st.codes, fillfactor, m);
         if let Some(t) = &tuning {
             pgrx::debug1!(
-                "mih: {} substrings, probe budget {}% for {} rows (rule: {}; median {}-NN distance {}; estimated us per search: {:?})",
+                "mih: {} substrings, probe budget {}% (top-100: {}%) for {} rows (rule: {}; median {}-NN distance {}; estimated us per search: {:?})",
                 t.m,
                 t.probe_budget,
+                t.probe_budget_top100,
                 n,
                 t.rule_m,
                 tune::TUNE_K,
@@ -128,7 +129,8 @@ pub unsafe extern "C-unwind" fn ambuild(
             );
         }
         let m = m.or(tuning.as_ref().map(|t| t.m));
-        let budget = tuning.map_or(DEFAULT_PROBE_BUDGET, |t| t.probe_budget);
+        let budget = tuning.as_ref().map_or(DEFAULT_PROBE_BUDGET, |t| t.probe_budget);
+        let budget_top100 = tuning.map(|t| t.probe_budget_top100);
         let params = Params::choose(nbits, n, m, fillfactor).unwrap_or_else(|e| report(e));
         pg_sys::pgstat_progress_update_param(pg_sys::PROGRESS_CREATEIDX_SUBPHASE as i32, PHASE_WRITE);
         pg_sys::pgstat_progress_update_param(
@@ -136,7 +138,7 @@ pub unsafe extern "C-unwind" fn ambuild(
             (n * params.m() as u64) as i64,
         );
         let store = PgStore::new(index);
-        Mih::build(store, params, budget, &st.codes, &st.tids, |done| {
+        Mih::build(store, params, budget, budget_top100, &st.codes, &st.tids, |done| {
             pg_sys::pgstat_progress_update_param(pg_sys::PROGRESS_CREATEIDX_TUPLES_DONE as i32, done as i64);
         })
         .unwrap_or_else(|e| report(e));
@@ -164,6 +166,6 @@ pub unsafe extern "C-unwind" fn ambuildempty(index: pg_sys::Relation) {
     };
     let (m, fillfactor) = options::of(index);
     let params = Params::choose(nbits, 0, m, fillfactor).unwrap_or_else(|e| report(e));
-    Mih::build(PgStore::init_fork(index), params, DEFAULT_PROBE_BUDGET, &[], &[], |_| {})
+    Mih::build(PgStore::init_fork(index), params, DEFAULT_PROBE_BUDGET, None, &[], &[], |_| {})
         .unwrap_or_else(|e| report(e));
 }

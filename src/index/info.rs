@@ -1,7 +1,8 @@
 //! `jdsh.mih_info(index)`: how an index is laid out — its number of substrings (hash tables),
 //! their lengths, the buckets per table, the rows at build — and what chose the number of
 //! substrings: the `substrings` option, the rule (small tables), or the build's measurement of
-//! the codes (`jdsh_core::mih::tune`); and the probe budget the build chose.
+//! the codes (`jdsh_core::mih::tune`); and the probe budgets the build chose (for the first 10
+//! rows of a search, and past them; NULL where it chose none: an older or a small index).
 
 use jdsh_core::mih::tune;
 use pgrx::prelude::*;
@@ -22,6 +23,7 @@ fn mih_info(
         name!(built_rows, i64),
         name!(chosen_by, String),
         name!(probe_budget, i32),
+        name!(probe_budget_top100, Option<i32>),
     ),
 > {
     let am = Spi::get_one_with_args::<String>(
@@ -51,5 +53,6 @@ fn mih_info(
         built as i64,
         chosen_by,
         mih.meta.probe_budget as i32,
+        mih.meta.probe_budget_top100.map(i32::from),
     ))
 }

@@ -227,6 +227,7 @@ unsafe fn start<'a>(scan: pg_sys::IndexScanDesc) -> &'a mut ScanState {
             // SET jdsh.mih_probe_budget overrides the build's choice for this scan.
             if let Ok(budget) = u16::try_from(crate::gucs::MIH_PROBE_BUDGET.get()) {
                 st.mih.meta.probe_budget = budget;
+                st.mih.meta.probe_budget_top100 = None;
             }
             let search = Search::new(&st.mih, &plan.query, plan.radius).unwrap_or_else(|e| report(e));
             st.search = Some((plan, search));

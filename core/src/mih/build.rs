@@ -11,12 +11,14 @@ impl<S: PageStore> Mih<S> {
     /// Builds a new index in an empty store from `tids.len()` codes laid out back to back in
     /// `codes` (each `params.code_bytes()` long). Pages are written in block order: meta,
     /// directory, then each table's buckets with their entries sorted by substring value.
-    /// `progress` is told the number of entries written after each table. `probe_budget`: see
-    /// [`Meta::probe_budget`] ([`super::layout::DEFAULT_PROBE_BUDGET`] unless the build measured one).
+    /// `progress` is told the number of entries written after each table. `probe_budget` and
+    /// `probe_budget_top100`: see [`Meta::probe_budget`] ([`super::layout::DEFAULT_PROBE_BUDGET`]
+    /// and none unless the build measured them).
     pub fn build(
         store: S,
         params: Params,
         probe_budget: u16,
+        probe_budget_top100: Option<u16>,
         codes: &[u8],
         tids: &[Tid],
         mut progress: impl FnMut(u64),
@@ -44,7 +46,7 @@ impl<S: PageStore> Mih<S> {
             }
         }
 
-        let meta = Meta { params: params.clone(), built_rows: n as u64, probe_budget };
+        let meta = Meta { params: params.clone(), built_rows: n as u64, probe_budget, probe_budget_top100 };
         let mut image = vec![0u8; BLOCK_SIZE];
         meta.write(&mut image);
         expect_block(store.append_built(&image), 0)?;

@@ -155,7 +155,7 @@ mod tests {
         let tids: Vec<Tid> = (0..n).map(|i| Tid::new(i as u32, 1)).collect();
         let params = Params::choose(nbits, n as u64, Some(8), 90).unwrap();
         let store = MemStore::new();
-        let mih = Mih::build(&store, params.clone(), NEVER_READ, &codes, &tids, |_| {}).unwrap();
+        let mih = Mih::build(&store, params.clone(), NEVER_READ, None, &codes, &tids, |_| {}).unwrap();
         let q = rng.next_u64().to_be_bytes();
         for r in [0u32, 1, 7, 8, 9, 15, 20, 31] {
             let mut s = Search::new(&mih, &q, Some(r)).unwrap();

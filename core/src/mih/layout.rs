@@ -70,7 +70,10 @@ const KIND: usize = PAGE_HEADER;
 ///             + 12  u32           nbuckets: buckets per table
 ///             + 16  u8            fillfactor, then a zero byte
 ///             + 18  u16           probe_budget: percent of a whole-table read that a search may
-///                                 spend probing ([`NEVER_READ`]: no limit), then 4 zero bytes
+///                                 spend probing ([`NEVER_READ`]: no limit)
+///             + 20  u16           probe_budget_top100 + 1: the same once a search has returned
+///                                 10 rows and is asked for more (0: none chosen, as in
+///                                 indexes built before it existed), then 2 zero bytes
 ///             + 24  u64           built_rows
 ///             + 32  [u16; m + 1]  substring bounds (`pd_lower` ends after them)
 /// ```
@@ -83,8 +86,9 @@ pub mod meta_page {
     pub const FILLFACTOR: usize = H + 16;
     pub const ZERO: usize = H + 17;
     pub const PROBE_BUDGET: usize = H + 18;
+    pub const PROBE_BUDGET_TOP100: usize = H + 20;
     /// Zero bytes up to `BUILT_ROWS`.
-    pub const PADDING: usize = H + 20;
+    pub const PADDING: usize = H + 22;
     pub const BUILT_ROWS: usize = H + 24;
     pub const BOUNDS: usize = H + 32;
 }
@@ -362,6 +366,9 @@ pub struct Meta {
     /// How much probing a search may do before reading table 0 instead, in percent of what that
     /// read costs (chosen by the build, `super::tune`; [`NEVER_READ`]: no limit).
     pub probe_budget: u16,
+    /// The probe budget once a search has returned [`super::tune::TUNE_K`] rows and is asked for
+    /// more: chosen by the build for top-100 searches (`None`: the same as `probe_budget`).
+    pub probe_budget_top100: Option<u16>,
 }
 
 impl Meta {
@@ -375,6 +382,9 @@ impl Meta {
         page[meta_page::FILLFACTOR] = p.fillfactor;
         page[meta_page::ZERO] = 0;
         wr16(page, meta_page::PROBE_BUDGET, self.probe_budget);
+        // Stored plus one, so that the zero of an older meta page reads as none.
+        let top100 = self.probe_budget_top100.map_or(0, |b| b.saturating_add(1).min(NEVER_READ));
+        wr16(page, meta_page::PROBE_BUDGET_TOP100, top100);
         page[meta_page::PADDING..meta_page::BUILT_ROWS].fill(0);
         page[meta_page::BUILT_ROWS..meta_page::BOUNDS].copy_from_slice(&self.built_rows.to_le_bytes());
         let mut at = meta_page::BOUNDS;
@@ -414,7 +424,13 @@ impl Meta {
             return Err(MihError::Corrupt(format!("bad substring bounds {bounds:?} for {nbits} bits")));
         }
         let params = Params { nbits, bounds, nbuckets, fillfactor: page[meta_page::FILLFACTOR] };
-        Ok(Meta { params, built_rows, probe_budget: rd16(page, meta_page::PROBE_BUDGET) })
+        let probe_budget_top100 = rd16(page, meta_page::PROBE_BUDGET_TOP100).checked_sub(1);
+        Ok(Meta {
+            params,
+            built_rows,
+            probe_budget: rd16(page, meta_page::PROBE_BUDGET),
+            probe_budget_top100,
+        })
     }
 }
 
@@ -711,20 +727,25 @@ mod tests {
     fn format_version_2_is_pinned() {
         let params = Params { nbits: 100, bounds: vec![0, 33, 66, 100], nbuckets: 77, fillfactor: 85 };
         let mut page = vec![0xEEu8; BLOCK_SIZE];
-        Meta { params: params.clone(), built_rows: 0x0102_0304_0506_0708, probe_budget: 0x0C0D }
-            .write(&mut page);
+        let meta = Meta {
+            params: params.clone(),
+            built_rows: 0x0102_0304_0506_0708,
+            probe_budget: 0x0C0D,
+            probe_budget_top100: Some(0x0E0F),
+        };
+        meta.write(&mut page);
         assert_eq!(le16(&page, 24), 0x4D4D);
         assert_eq!(le16(&page, 26), 2);
         assert_eq!((le32(&page, 28), le32(&page, 32), le32(&page, 36)), (100, 3, 77));
         assert_eq!((page[40], page[41], le16(&page, 42)), (85, 0, 0x0C0D));
-        assert_eq!(&page[44..48], &[0; 4]);
+        assert_eq!((le16(&page, 44), le16(&page, 46)), (0x0E10, 0), "the top-100 budget plus one");
         assert_eq!(u64::from_le_bytes(page[48..56].try_into().unwrap()), 0x0102_0304_0506_0708);
         assert_eq!([le16(&page, 56), le16(&page, 58), le16(&page, 60), le16(&page, 62)], [0, 33, 66, 100]);
         assert_eq!((le16(&page, 12), le16(&page, 14)), (64, 8192), "pd_lower ends after the bounds");
-        assert_eq!(
-            Meta::read(&page).unwrap(),
-            Meta { params: params.clone(), built_rows: 0x0102_0304_0506_0708, probe_budget: 0x0C0D }
-        );
+        assert_eq!(Meta::read(&page).unwrap(), meta);
+        // A meta page written before the top-100 budget existed has zeros there: none.
+        page[44..46].fill(0);
+        assert_eq!(Meta::read(&page).unwrap(), Meta { probe_budget_top100: None, ..meta.clone() });
 
         let mut page = vec![0xEEu8; BLOCK_SIZE];
         dir_init(&mut page, 4000);

@@ -27,6 +27,7 @@ use super::index::Mih;
 use super::layout::{BlockNo, Bucket, MihError, Params, Tid, NEVER_READ};
 use super::probe::for_each_at_distance;
 use super::store::PageStore;
+use super::tune::TUNE_K;
 use crate::code::{distances, hamming, within};
 
 /// Rows the first band of a whole-table read keeps: more than a k-NN scan is usually asked for.
@@ -79,6 +80,11 @@ pub struct Search {
     table_rows: u64,
     /// Estimated microseconds that probing may take before the search reads table 0 instead.
     budget_us: f64,
+    /// What `budget_us` becomes once a k-NN search has returned [`TUNE_K`] rows and is asked for
+    /// more: the budget its index chose for top-[`super::tune::TUNE_K_MORE`] searches.
+    budget_more_us: f64,
+    /// Rows returned so far.
+    returned: usize,
     /// Estimated microseconds that probing took so far.
     spent_us: f64,
     /// Once the search reads instead of probing: the rows its next band keeps.
@@ -101,9 +107,14 @@ impl Search {
         let heads = mih.load_heads()?;
         let table_rows = mih.estimated_rows();
         let read_us = cost::read_us(p, table_rows);
-        let mut budget_us = match mih.meta.probe_budget {
+        let budget = |pct: u16| match pct {
             NEVER_READ => f64::INFINITY,
             pct => read_us * pct as f64 / 100.0,
+        };
+        let mut budget_us = budget(mih.meta.probe_budget);
+        let budget_more_us = match (radius, mih.meta.probe_budget_top100) {
+            (None, Some(pct)) => budget(pct),
+            _ => budget_us,
         };
         // A radius search knows how far it goes: it probes all the way when that costs less than
         // a read, whatever the budget (which is for k-NN, whose radius is found on the way).
@@ -126,6 +137,8 @@ impl Search {
             heads,
             table_rows,
             budget_us,
+            budget_more_us,
+            returned: 0,
             spent_us: 0.0,
             band_rows: None,
             radius_search: radius.is_some(),
@@ -141,6 +154,7 @@ impl Search {
                 let bucket = &mut self.found[self.emit_dist as usize];
                 if self.emit_pos < bucket.len() {
                     self.emit_pos += 1;
+                    self.returned += 1;
                     return Ok(Some((bucket[self.emit_pos - 1], self.emit_dist)));
                 }
                 *bucket = Vec::new(); // returned: free it
@@ -149,6 +163,12 @@ impl Search {
             }
             if self.covered >= self.max_dist as i64 {
                 return Ok(None);
+            }
+            if self.returned >= TUNE_K {
+                // Asked for more than the first budget was chosen for: the index cannot see the
+                // query's LIMIT, but past TUNE_K rows it is likely a larger one, for which the
+                // build chose its own (usually smaller) budget. What was spent counts against it.
+                self.budget_us = self.budget_more_us;
             }
             self.advance(mih)?;
         }

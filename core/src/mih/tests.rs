@@ -56,7 +56,7 @@ fn build<'a>(store: &'a MemStore, nbits: u32, codes: &[Vec<u8>], m: Option<u32>)
     let params = Params::choose(nbits, codes.len() as u64, m, 90).unwrap();
     let flat: Vec<u8> = codes.concat();
     let tids: Vec<Tid> = (0..codes.len()).map(tid).collect();
-    Mih::build(store, params, DEFAULT_PROBE_BUDGET, &flat, &tids, |_| {}).unwrap()
+    Mih::build(store, params, DEFAULT_PROBE_BUDGET, None, &flat, &tids, |_| {}).unwrap()
 }
 
 /// Sorted distances of the `k` nearest rows by brute force, among `live` rows.
@@ -123,6 +123,43 @@ fn knn_equals_brute_force_uniform_and_clustered() {
     check_knn(64, 1500, 10, Some(1), 4);
     check_knn(200, 1500, 10, Some(4), 5);
     check_knn(7, 500, 0, Some(7), 6);
+}
+
+/// The index cannot see a query's LIMIT: a k-NN search keeps to the first budget for its first
+/// `TUNE_K` rows, then to the top-100 one. Here 60000 % then 0 %: it probes for 10 rows and reads
+/// for the 11th, exactly; with no top-100 budget it probes on; a radius search keeps the first.
+#[test]
+fn past_ten_rows_the_top100_budget_applies() {
+    use crate::mih::tune::TUNE_K;
+    let (nbits, n) = (64u32, 20_000usize);
+    let codes = dataset(31, nbits, n, 40);
+    let store = MemStore::new();
+    let mut mih = build(&store, nbits, &codes, None);
+    mih.meta.probe_budget = 60000;
+    let live = vec![true; n];
+    let mut rng = StdRng::seed_from_u64(32);
+    for _ in 0..4 {
+        let near = rng.random_range(0..n);
+        let q = noisy(&mut rng, &codes[near], nbits, 0.05);
+        let want = brute(&codes, &live, &q, 100);
+        for top100 in [Some(0), None] {
+            mih.meta.probe_budget_top100 = top100;
+            let mut s = Search::new(&mih, &q, None).unwrap();
+            let mut got = Vec::new();
+            while got.len() < 100 {
+                if got.len() == TUNE_K {
+                    assert_eq!(s.stats.full_scans, 0, "the first {TUNE_K} rows were probed for");
+                }
+                got.push(s.next(&mih).unwrap().unwrap().1);
+            }
+            assert_eq!(got, want, "top-100 budget {top100:?}");
+            // Reading (in one band or more) after the 10th row, or never.
+            assert_eq!(s.stats.full_scans > 0, top100.is_some(), "top-100 budget {top100:?}");
+        }
+        let mut s = Search::new(&mih, &q, Some(want[TUNE_K + 5])).unwrap();
+        while s.next(&mih).unwrap().is_some() {}
+        assert_eq!(s.stats.full_scans, 0, "a radius search keeps the first budget");
+    }
 }
 
 #[test]

@@ -11,19 +11,24 @@
 //! to that radius costs — the probes [`super::cost::probes`] counts, plus the entries they visit
 //! (counted on a sample of rows: those with some substring within that table's radius) — and
 //! what it costs under each probe budget (probing up to the budget, then reading everything).
-//! It keeps the (m, budget) of least mean cost, at the prices of [`super::cost`].
+//! It keeps the (m, budget) of least mean cost for top-[`TUNE_K`] searches, at the prices of
+//! [`super::cost`], and for that m the budget of least cost for top-[`TUNE_K_MORE`] searches:
+//! the one a search switches to once it has returned `TUNE_K` rows and is asked for more.
 
 use super::cost::{probes, read_us, table_radius, CANDIDATE_US, PROBE_US};
-use super::layout::{Params, DEFAULT_PROBE_BUDGET, MAX_SUBSTRINGS, MAX_SUBSTRING_BITS};
+use super::layout::{Params, MAX_SUBSTRINGS, MAX_SUBSTRING_BITS};
 use crate::code::hamming;
 use crate::rng::SeededRng;
 
 /// Below this many rows the rule is kept: every m is fast on a small table.
 pub const MIN_ROWS: usize = 1 << 14;
-/// The k the choice is made for (`ORDER BY code <~> q LIMIT 10`). Pricing top-100 searches too
-/// (tried) made the build read at once on 1M x 64 learned-like codes, top-10 5.3 ms instead of
-/// 1.6: a larger k is served by the budget's cap on probing instead.
+/// The k that m and the first probe budget are chosen for (`ORDER BY code <~> q LIMIT 10`).
+/// Pricing top-100 searches into the same choice (tried) made the build read at once on 1M x 64
+/// learned-like codes, top-10 5.3 ms instead of 1.6: a larger k gets its own budget instead.
 pub const TUNE_K: usize = 10;
+/// The k of the second budget ([`Tuning::probe_budget_top100`]): a search that has returned
+/// `TUNE_K` rows and is asked for more is likely a `LIMIT 100` (or larger) one.
+pub const TUNE_K_MORE: usize = 100;
 /// Rows used as queries.
 const QUERIES: usize = 48;
 /// At most this many rows stand for the table when finding a query's k-th neighbour (`k` is
@@ -42,6 +47,8 @@ pub struct Tuning {
     pub m: u32,
     /// The probe budget chosen for it.
     pub probe_budget: u16,
+    /// The probe budget for top-[`TUNE_K_MORE`] searches with the chosen m.
+    pub probe_budget_top100: u16,
     /// The rule's choice, for comparison.
     pub rule_m: u32,
     /// Median distance from a sampled row to its k-th nearest other row.
@@ -50,8 +57,16 @@ pub struct Tuning {
     pub costs: Vec<(u32, f64)>,
 }
 
-/// Distance from `codes[q]` to its `k`-th nearest row among `rows` (itself excluded).
-fn kth_distance(codes: &[u8], cb: usize, nbits: u32, q: usize, rows: &[usize], k: usize) -> u32 {
+/// Distances from `codes[q]` to its `k`-th nearest row among `rows` (itself excluded), for each
+/// `k` of `ks`.
+fn kth_distances<const K: usize>(
+    codes: &[u8],
+    cb: usize,
+    nbits: u32,
+    q: usize,
+    rows: &[usize],
+    ks: [usize; K],
+) -> [u32; K] {
     let query = &codes[q * cb..(q + 1) * cb];
     let mut hist = vec![0usize; nbits as usize + 1];
     for &j in rows {
@@ -59,14 +74,15 @@ fn kth_distance(codes: &[u8], cb: usize, nbits: u32, q: usize, rows: &[usize], k
             hist[hamming(query, &codes[j * cb..(j + 1) * cb]) as usize] += 1;
         }
     }
-    let mut seen = 0;
-    for (d, &c) in hist.iter().enumerate() {
-        seen += c;
-        if seen >= k {
-            return d as u32;
-        }
-    }
-    nbits
+    ks.map(|k| {
+        let mut seen = 0;
+        hist.iter()
+            .position(|&c| {
+                seen += c;
+                seen >= k
+            })
+            .map_or(nbits, |d| d as u32)
+    })
 }
 
 /// `count` distinct row numbers below `n` (all of them when `count >= n`), in a seeded order.
@@ -111,35 +127,38 @@ pub fn choose_substrings(nbits: u32, codes: &[u8], fillfactor: u8, forced_m: Opt
     let mut rng = SeededRng::new(0x6d69_685f_7475_6e65 ^ n as u64);
     let queries = sample(&mut rng, n, QUERIES);
     let radius_rows = sample(&mut rng, n, RADIUS_ROWS);
-    let k = ((TUNE_K * radius_rows.len()).div_ceil(n)).max(1);
+    // k scaled down for a sample of the rows.
+    let ks = [TUNE_K, TUNE_K_MORE].map(|k| (k * radius_rows.len()).div_ceil(n).max(1));
     let cand_rows = sample(&mut rng, n, CANDIDATE_ROWS);
     let scale = n as f64 / cand_rows.len() as f64;
 
     let mut radii = Vec::with_capacity(queries.len());
-    // Per m, per budget: the summed cost of the sampled queries.
-    let mut totals = vec![[0f64; BUDGETS.len()]; params.len()];
+    // Per k, per m, per budget: the summed cost of the sampled queries.
+    let mut totals = [TUNE_K, TUNE_K_MORE].map(|_| vec![[0f64; BUDGETS.len()]; params.len()]);
     let mut dists = Vec::new();
     for &q in &queries {
-        let r = kth_distance(codes, cb, nbits, q, &radius_rows, k);
-        radii.push(r);
+        let rs = kth_distances(codes, cb, nbits, q, &radius_rows, ks);
+        radii.push(rs[0]);
         let query = &codes[q * cb..(q + 1) * cb];
-        for (p, total) in params.iter().zip(totals.iter_mut()) {
+        for (i, p) in params.iter().enumerate() {
             let m = p.m();
             let qsub: Vec<u64> = (0..m).map(|t| p.substring(t, query)).collect();
-            let reach: Vec<Option<u32>> = (0..m).map(|t| table_radius(m, t, r)).collect();
-            // Entries the probes visit: in every table, the rows within its radius.
-            let visited: usize = cand_rows
-                .iter()
-                .map(|&j| {
-                    p.sub_distances(&codes[j * cb..(j + 1) * cb], &qsub, &mut dists);
-                    dists.iter().zip(&reach).filter(|(&d, rt)| rt.is_some_and(|rt| d <= rt)).count()
-                })
-                .sum();
-            let search = probes(p, r) * PROBE_US + visited as f64 * scale * CANDIDATE_US;
-            let read = read_us(p, n as u64);
-            for (b, total) in BUDGETS.iter().zip(total.iter_mut()) {
-                let budget = read * *b as f64 / 100.0;
-                *total += if search <= budget { search } else { budget + read };
+            for (r, totals) in rs.into_iter().zip(totals.iter_mut()) {
+                let reach: Vec<Option<u32>> = (0..m).map(|t| table_radius(m, t, r)).collect();
+                // Entries the probes visit: in every table, the rows within its radius.
+                let visited: usize = cand_rows
+                    .iter()
+                    .map(|&j| {
+                        p.sub_distances(&codes[j * cb..(j + 1) * cb], &qsub, &mut dists);
+                        dists.iter().zip(&reach).filter(|(&d, rt)| rt.is_some_and(|rt| d <= rt)).count()
+                    })
+                    .sum();
+                let search = probes(p, r) * PROBE_US + visited as f64 * scale * CANDIDATE_US;
+                let read = read_us(p, n as u64);
+                for (b, total) in BUDGETS.iter().zip(totals[i].iter_mut()) {
+                    let budget = read * *b as f64 / 100.0;
+                    *total += if search <= budget { search } else { budget + read };
+                }
             }
         }
     }
@@ -151,28 +170,34 @@ pub fn choose_substrings(nbits: u32, codes: &[u8], fillfactor: u8, forced_m: Opt
         let b = total.iter().position(|&t| t <= least * 1.05).unwrap_or(0);
         (BUDGETS[b], least / queries.len() as f64)
     };
-    let chosen: Vec<(u32, u16, f64)> = params
+    let [top_k, top_more] = &totals;
+    let chosen: Vec<(usize, u16, f64)> = top_k
         .iter()
-        .zip(&totals)
-        .map(|(p, t)| {
+        .enumerate()
+        .map(|(i, t)| {
             let (budget, cost) = best_budget(t);
-            (p.m(), budget, cost)
+            (i, budget, cost)
         })
         .collect();
     // The cheapest; on (near) ties the fewer tables, which make a smaller index.
-    let (m, probe_budget, _) = chosen
-        .iter()
-        .copied()
-        .reduce(|a, b| if b.2 < a.2 * 0.95 { b } else { a })
-        .unwrap_or((rule_m, DEFAULT_PROBE_BUDGET, 0.0));
-    let costs = chosen.iter().map(|&(m, _, c)| (m, c)).collect();
-    Some(Tuning { m, probe_budget, rule_m, median_radius: radii[radii.len() / 2], costs })
+    let (i, probe_budget, _) = chosen.iter().copied().reduce(|a, b| if b.2 < a.2 * 0.95 { b } else { a })?;
+    let probe_budget_top100 = best_budget(&top_more[i]).0;
+    let costs = chosen.iter().map(|&(i, _, c)| (params[i].m(), c)).collect();
+    Some(Tuning {
+        m: params[i].m(),
+        probe_budget,
+        probe_budget_top100,
+        rule_m,
+        median_radius: radii[radii.len() / 2],
+        costs,
+    })
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::code::storage_bytes;
+    use crate::mih::layout::DEFAULT_PROBE_BUDGET;
     use crate::mih::tests::tid;
     use crate::mih::{MemStore, Mih, Search};
     use crate::synthetic::learned_like;
@@ -184,7 +209,7 @@ mod tests {
         let n = codes.len() / cb;
         let p = Params::choose(nbits, n as u64, Some(m), 90).unwrap();
         let tids: Vec<_> = (0..n).map(tid).collect();
-        let mih = Mih::build(MemStore::new(), p, budget, codes, &tids, |_| {}).unwrap();
+        let mih = Mih::build(MemStore::new(), p, budget, None, codes, &tids, |_| {}).unwrap();
         let mut total = 0.0;
         for q in 0..nq {
             let mut s = Search::new(&mih, &codes[q * cb..(q + 1) * cb], None).unwrap();
@@ -212,7 +237,7 @@ mod tests {
         assert!(a.costs.iter().any(|&(m, _)| m == a.m));
         assert!(a.m + 1 >= a.rule_m && a.m <= a.rule_m + 2, "{a:?}");
         assert!(a.costs.iter().all(|&(_, c)| c.is_finite() && c > 0.0), "{a:?}");
-        assert!(BUDGETS.contains(&a.probe_budget), "{a:?}");
+        assert!(BUDGETS.contains(&a.probe_budget) && BUDGETS.contains(&a.probe_budget_top100), "{a:?}");
         let forced = choose_substrings(64, &codes, 90, Some(7)).unwrap();
         assert_eq!((forced.m, forced.costs.len()), (7, 1), "{forced:?}");
     }
@@ -235,7 +260,7 @@ mod tests {
         let mut rng = crate::rng::SeededRng::new(4);
         let uniform: Vec<u8> = (0..(1 << 16) * 8).map(|_| rng.next_u64() as u8).collect();
         let t = choose_substrings(nbits, &uniform, 90, None).unwrap();
-        assert_eq!(t.probe_budget, 0, "uniform codes: {t:?}");
+        assert_eq!((t.probe_budget, t.probe_budget_top100), (0, 0), "uniform codes: {t:?}");
 
         let clustered = learned_like(1 << 16, nbits, 50, 0.05, 5);
         let t = choose_substrings(nbits, &clustered, 90, None).unwrap();

@@ -16,8 +16,10 @@ CREATE INDEX mt_mih ON mt USING mih (code);
 SELECT rows, heap_rows, dead_entries FROM jdsh.mih_check('mt_mih');
 -- Without the substrings option, a table of 16k rows or more gets the number of substrings its
 -- codes call for (measured at build: their 10-NN distances); smaller ones, b / log2(rows). The
--- build also chooses how much a search may probe before it reads a whole table instead.
-SELECT substrings, substring_bits, built_rows, chosen_by, probe_budget FROM jdsh.mih_info('mt_mih');
+-- build also chooses how much a search may probe before it reads a whole table instead: for its
+-- first 10 rows, and once it is asked for more (top-100 searches are priced for that one).
+SELECT substrings, substring_bits, built_rows, chosen_by, probe_budget, probe_budget_top100
+  FROM jdsh.mih_info('mt_mih');
 
 -- 40 queries: 20 codes of the table, 20 fresh noisy copies of centres.
 CREATE TABLE mq AS
