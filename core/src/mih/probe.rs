@@ -64,13 +64,18 @@ impl<S: PageStore> Mih<S> {
     }
 
     /// Hints that `value` of table `t` is probed soon: its bucket's head page, as far as its
-    /// fences (what a probe reads before it knows its stretch of codes).
+    /// fences (what a probe reads before it knows its stretch of entries).
     pub fn prefetch_probe(&self, heads: &[BlockNo], t: u32, value: u64) {
-        let p = self.params();
-        let head = heads[t as usize * p.nbuckets as usize + p.bucket(t, value) as usize];
+        let head = self.head_of(heads, t, value);
         if head != INVALID_BLOCK {
             self.store.prefetch(head, bucket_page::ENTRIES);
         }
+    }
+
+    /// The head page of the bucket that holds `value` in table `t`.
+    fn head_of(&self, heads: &[BlockNo], t: u32, value: u64) -> BlockNo {
+        let p = self.params();
+        heads[t as usize * p.nbuckets as usize + p.bucket(t, value) as usize]
     }
 
     /// Calls `f` on every bucket page of table `t` (a search that reads a whole table).

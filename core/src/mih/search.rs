@@ -87,6 +87,9 @@ pub struct Search {
     returned: usize,
     /// Estimated microseconds that probing took so far.
     spent_us: f64,
+    /// The farthest radius probing may cover, and the farthest distance of a row that probing
+    /// keeps: beyond it the search reads. See [`horizon`].
+    pub(crate) horizon: u32,
     /// Once the search reads instead of probing: the rows its next band keeps.
     band_rows: Option<usize>,
     /// A radius search: it returns every row within its radius, so one band keeps them all.
@@ -124,6 +127,10 @@ impl Search {
                 budget_us = budget_us.max(all_the_way * 1.5);
             }
         }
+        let horizon = match radius {
+            Some(_) => max_dist,
+            None => horizon(p, table_rows, budget_us.max(budget_more_us), max_dist),
+        };
         Ok(Search {
             query: query.to_vec(),
             qsub: (0..p.m()).map(|t| p.substring(t, query)).collect(),
@@ -140,6 +147,7 @@ impl Search {
             budget_more_us,
             returned: 0,
             spent_us: 0.0,
+            horizon,
             band_rows: None,
             radius_search: radius.is_some(),
             stats: SearchStats::default(),
@@ -184,9 +192,15 @@ impl Search {
         let t = self.step % m;
         let shell = self.step / m;
         let bits = p.sub_len(t);
+        if self.step > self.horizon {
+            // Probing kept no row beyond the horizon: only a read finds them.
+            return self.read_band(mih, FIRST_BAND_ROWS);
+        }
         if shell > bits {
-            // Table t was probed at every distance: every row has been found.
-            self.covered = self.max_dist as i64;
+            // Table t was probed at every distance: every row has been found, and kept up to the
+            // horizon.
+            self.covered = self.horizon as i64;
+            self.step = self.horizon + 1;
             return Ok(());
         }
         if self.spent_us + cost::shell_us(bits, shell, self.table_rows) > self.budget_us {
@@ -196,8 +210,8 @@ impl Search {
         let qsub = self.qsub[t as usize];
         let (mut verify, heads) = self.verifier(p);
         let mut nprobes = 0u64;
-        // Each value's head page is hinted PROBE_AHEAD values before it is probed: a probe's
-        // cost is mostly waiting for its page, which this overlaps with the probes before it.
+        // A probe starts by waiting for its page: each value's head page is hinted PROBE_AHEAD
+        // values before it is probed, so the waits overlap.
         let mut ahead = std::collections::VecDeque::with_capacity(PROBE_AHEAD + 1);
         let mut probe = |v: u64| match mih.probe(heads, t, v, &mut |code, tid| verify.visit(code, tid)) {
             Ok(()) => true,
@@ -310,7 +324,7 @@ impl Search {
             query: &self.query,
             qsub: &self.qsub,
             done: &self.done,
-            max_dist: self.max_dist,
+            horizon: self.horizon,
             found: &mut self.found,
             candidates: 0,
             visited: 0,
@@ -363,6 +377,34 @@ impl Band {
     }
 }
 
+/// How far a k-NN search may probe: the largest radius whose probes the cost model prices within
+/// [`HORIZON_SLACK`] times the most the search may spend probing (`budget_us`, infinite: every
+/// distance), at most `max_dist`. The budget, checked shell by shell against what probing really
+/// spent, usually stops probing before; but a row that probing finds beyond the radius it ends
+/// at is dropped by the read that follows (which finds it again), so rows beyond the horizon are
+/// never kept, nor their tids read, and probing never covers past it. At 1M learned-like 64-bit
+/// codes nearly every row a top-10 search meets lies beyond.
+fn horizon(p: &Params, rows: u64, budget_us: f64, max_dist: u32) -> u32 {
+    let most = budget_us * HORIZON_SLACK;
+    let m = p.m();
+    let mut spent = 0.0;
+    for step in 0..=max_dist {
+        let (t, shell) = (step % m, step / m);
+        if shell > p.sub_len(t) {
+            return max_dist;
+        }
+        spent += cost::shell_us(p.sub_len(t), shell, rows);
+        if spent > most {
+            return step.saturating_sub(1);
+        }
+    }
+    max_dist
+}
+
+/// How much more than the probe budget the cost model may price the probing to the horizon: it
+/// prices substring values as equally frequent, and a search's real probing may cost less.
+const HORIZON_SLACK: f64 = 2.0;
+
 /// The smallest distance in `lo..=limit` by which `hist` (counts by distance) adds up to `want`.
 fn first_reaching(hist: &[usize], lo: u32, limit: u32, want: usize) -> Option<u32> {
     let mut sum = 0;
@@ -378,7 +420,7 @@ struct Verify<'a> {
     query: &'a [u8],
     qsub: &'a [u64],
     done: &'a [i64],
-    max_dist: u32,
+    horizon: u32,
     found: &'a mut [Vec<Tid>],
     candidates: u64,
     /// Entries seen, new or not.
@@ -386,22 +428,24 @@ struct Verify<'a> {
 }
 
 impl Verify<'_> {
-    /// A row is new unless some table already holds it within the radius probed there. The table
-    /// being probed has `done` one below the current shell, under the row's substring distance in
-    /// it, so it never counts. The tid is read only for a row kept: it lies on another cache line
-    /// of the page.
+    /// A row beyond the horizon is not kept (the read that covers its distance finds it), the
+    /// common case, told by its distance alone. Otherwise it is new unless some table already
+    /// holds it within the radius probed there; the table being probed has `done` one below the
+    /// current shell, under the row's substring distance in it, so it never counts. The tid is
+    /// read only for a row kept: it lies on another cache line of the page.
     #[inline]
     fn visit(&mut self, code: &[u8], tid: impl FnOnce() -> Tid) {
         self.visited += 1;
+        let d = hamming(code, self.query);
+        if d > self.horizon {
+            return;
+        }
         for (t, (&r, &q)) in self.done.iter().zip(self.qsub).enumerate() {
             if r >= 0 && (self.p.substring(t as u32, code) ^ q).count_ones() as i64 <= r {
                 return;
             }
         }
         self.candidates += 1;
-        let d = hamming(code, self.query);
-        if d <= self.max_dist {
-            self.found[d as usize].push(tid());
-        }
+        self.found[d as usize].push(tid());
     }
 }

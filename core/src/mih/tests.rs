@@ -162,6 +162,34 @@ fn past_ten_rows_the_top100_budget_applies() {
     }
 }
 
+/// A k-NN search keeps only the rows within the radius it may probe to (its horizon, from its
+/// budget): most rows its probes meet are farther, and a read finds those when a search gets
+/// there. Searches for every row cross the horizon and stay exact.
+#[test]
+fn rows_beyond_the_horizon_are_left_to_the_read() {
+    let (nbits, n) = (64u32, 20_000usize);
+    let codes = dataset(41, nbits, n, 0);
+    let store = MemStore::new();
+    let mut mih = build(&store, nbits, &codes, Some(4));
+    mih.meta.probe_budget = 400;
+    let live = vec![true; n];
+    let mut rng = StdRng::seed_from_u64(42);
+    for _ in 0..3 {
+        let q = random_code(&mut rng, nbits);
+        let mut s = Search::new(&mih, &q, None).unwrap();
+        assert!(s.horizon < nbits, "a finite budget gives a horizon: {}", s.horizon);
+        for _ in 0..10 {
+            s.next(&mih).unwrap();
+        }
+        assert!(
+            s.stats.full_scans > 0 || s.stats.candidates * 2 < s.stats.visited,
+            "most rows met are not kept: {:?}",
+            s.stats
+        );
+        assert_eq!(knn(&mih, &codes, &q, n), brute(&codes, &live, &q, n), "every row, in order");
+    }
+}
+
 #[test]
 fn radius_equals_brute_force() {
     for (nbits, centres) in [(64u32, 20usize), (128, 20), (32, 0)] {
