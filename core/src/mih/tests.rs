@@ -103,7 +103,7 @@ fn check_knn(nbits: u32, n: usize, centres: usize, m: Option<u32>, seed: u64) {
             if qi % 3 == 0 { codes[rng.random_range(0..n)].clone() } else { random_code(&mut rng, nbits) };
         for budget in BUDGETS {
             mih.meta.probe_budget = budget;
-            // k = n + 5: a read in bands of 256, 512, ... rows.
+            // k = n + 5: a read in bands of 128, 256, ... rows.
             for k in [1, 10, 100, n + 5] {
                 let want = brute(&codes, &live, &q, k);
                 assert_eq!(knn(&mih, &codes, &q, k), want, "{nbits} bits, k = {k}, budget {budget}");
