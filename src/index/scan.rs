@@ -7,8 +7,10 @@
 //! `bitcode_hamming_ops` declares (sql/mih.sql).
 
 use jdsh_core::code::hamming;
-use jdsh_core::mih::{Mih, Search};
+use jdsh_core::mih::{Mih, RowsAsked, Search};
 use pgrx::pg_sys;
+use std::cell::RefCell;
+use std::hash::{Hash, Hasher};
 
 use super::pages::PgStore;
 use super::{check_length, open, report, to_item_pointer, STRATEGY_DISTANCE, STRATEGY_WITHIN};
@@ -30,6 +32,8 @@ struct Plan {
 struct ScanState {
     mih: Mih<PgStore>,
     search: Option<(Plan, Search)>,
+    /// This scan's key in [`ROWS_ASKED`]: its index and the text of the statement that runs it.
+    statement: Option<u64>,
     /// An index tuple whose code is NULL, for index-only scans that need no column. The index
     /// cannot return codes (`amcanreturn` is unset), so the planner offers an index-only scan only
     /// when the query reads no column of the index, as `SELECT count(*) FROM t` with sequential
@@ -63,7 +67,8 @@ pub unsafe extern "C-unwind" fn ambeginscan(
             std::ptr::addr_of_mut!(value),
             std::ptr::addr_of_mut!(null),
         );
-        let state = Box::new(ScanState { mih: open(index), search: None, no_columns });
+        let statement = statement_key(index);
+        let state = Box::new(ScanState { mih: open(index), search: None, statement, no_columns });
         (*scan).opaque = Box::into_raw(state) as *mut std::ffi::c_void;
         scan
     }
@@ -86,7 +91,9 @@ pub unsafe extern "C-unwind" fn amrescan(
         if !orderbys.is_null() && norderbys > 0 {
             std::ptr::copy(orderbys, (*scan).orderByData, norderbys as usize);
         }
-        state(scan).search = None;
+        let st = state(scan);
+        st.remember_rows();
+        st.search = None;
     }
 }
 
@@ -96,8 +103,40 @@ pub unsafe extern "C-unwind" fn amendscan(scan: pg_sys::IndexScanDesc) {
     unsafe {
         let p = (*scan).opaque as *mut ScanState;
         if !p.is_null() {
+            (*p).remember_rows();
             drop(Box::from_raw(p));
             (*scan).opaque = std::ptr::null_mut();
+        }
+    }
+}
+
+thread_local! {
+    /// How many rows the last scan of each (index, statement) returned in this backend.
+    static ROWS_ASKED: RefCell<RowsAsked> = const { RefCell::new(RowsAsked::new()) };
+}
+
+/// A key for the index and the statement being executed (the active portal's source text), if
+/// there is one: a prepared statement run again, or the same query text, gets the same key.
+fn statement_key(index: pg_sys::Relation) -> Option<u64> {
+    // SAFETY: `index` is open (the caller's); ActivePortal is null or the portal being run, whose
+    // source text is null or a NUL-terminated string that outlives this call.
+    unsafe {
+        let portal = pg_sys::ActivePortal;
+        if portal.is_null() || (*portal).sourceText.is_null() {
+            return None;
+        }
+        let mut h = std::collections::hash_map::DefaultHasher::new();
+        (*index).rd_id.to_u32().hash(&mut h);
+        std::ffi::CStr::from_ptr((*portal).sourceText).to_bytes().hash(&mut h);
+        Some(h.finish())
+    }
+}
+
+impl ScanState {
+    /// Records how many rows this scan's search returned, for the next scan of its statement.
+    fn remember_rows(&self) {
+        if let (Some(key), Some((_, search))) = (self.statement, &self.search) {
+            ROWS_ASKED.with_borrow_mut(|r| r.record(key, search.returned()));
         }
     }
 }
@@ -229,7 +268,12 @@ unsafe fn start<'a>(scan: pg_sys::IndexScanDesc) -> &'a mut ScanState {
                 st.mih.meta.probe_budget = budget;
                 st.mih.meta.probe_budget_top100 = None;
             }
-            let search = Search::new(&st.mih, &plan.query, plan.radius).unwrap_or_else(|e| report(e));
+            let mut search = Search::new(&st.mih, &plan.query, plan.radius).unwrap_or_else(|e| report(e));
+            // The index cannot see the query's LIMIT: as many rows as this statement's last scan
+            // returned is the best guess (a prepared statement in a loop asks the same each time).
+            if let Some(rows) = st.statement.and_then(|k| ROWS_ASKED.with_borrow(|r| r.last(k))) {
+                search.expect(rows);
+            }
             st.search = Some((plan, search));
         }
         st

@@ -25,7 +25,7 @@ mod vacuum;
 pub use check::CheckReport;
 pub use index::Mih;
 pub use layout::{BlockNo, Meta, MihError, Params, Tid};
-pub use search::{Search, SearchStats};
+pub use search::{RowsAsked, Search, SearchStats};
 pub use store::{MemStore, PageGuard, PageStore};
 pub use vacuum::VacuumStats;
 

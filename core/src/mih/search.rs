@@ -29,6 +29,7 @@ use super::probe::for_each_at_distance;
 use super::store::PageStore;
 use super::tune::TUNE_K;
 use crate::code::{distances, hamming, within};
+use std::collections::VecDeque;
 
 /// Rows the first band of a whole-table read keeps: more than a k-NN scan is usually asked for
 /// (`LIMIT 100` included). Each row kept costs a tid read, a cache miss: 256 measured 3-4 %
@@ -156,6 +157,20 @@ impl Search {
         })
     }
 
+    /// Rows returned so far.
+    pub fn returned(&self) -> usize {
+        self.returned
+    }
+
+    /// Tells a k-NN search, before its first row, how many rows the last search of the same
+    /// statement returned (see [`RowsAsked`]): past [`TUNE_K`], it starts with the budget its
+    /// index chose for top-100 searches, instead of switching to it after `TUNE_K` rows.
+    pub fn expect(&mut self, rows: usize) {
+        if rows > TUNE_K && self.returned == 0 {
+            self.budget_us = self.budget_more_us;
+        }
+    }
+
     /// The next row and its distance, nearest first; `None` when every row within the search's
     /// limit has been returned.
     pub fn next<S: PageStore>(&mut self, mih: &Mih<S>) -> Result<Option<(Tid, u32)>, MihError> {
@@ -214,7 +229,7 @@ impl Search {
         let mut nprobes = 0u64;
         // A probe starts by waiting for its page: each value's head page is hinted PROBE_AHEAD
         // values before it is probed, so the waits overlap.
-        let mut ahead = std::collections::VecDeque::with_capacity(PROBE_AHEAD + 1);
+        let mut ahead = VecDeque::with_capacity(PROBE_AHEAD + 1);
         let mut probe = |v: u64| match mih.probe(heads, t, v, &mut |code, tid| verify.visit(code, tid)) {
             Ok(()) => true,
             Err(e) => {
@@ -332,6 +347,41 @@ impl Search {
             visited: 0,
         };
         (verify, &self.heads)
+    }
+}
+
+/// How many rows recent searches returned, by a key of the caller's (the extension's: the index
+/// and the statement's text). The index cannot see a query's `LIMIT`, but a statement run again
+/// (a prepared statement in a loop) is usually asked for as many rows as last time, so a search
+/// can start with the budget for that ([`Search::expect`]). A guess only: a wrong one costs speed
+/// (at most a read where probing was cheaper), never a row. The most recent [`ROWS_ASKED_KEYS`]
+/// keys are kept.
+#[derive(Debug, Default)]
+pub struct RowsAsked {
+    recent: VecDeque<(u64, usize)>,
+}
+
+/// Keys a [`RowsAsked`] remembers.
+pub const ROWS_ASKED_KEYS: usize = 64;
+
+impl RowsAsked {
+    pub const fn new() -> RowsAsked {
+        RowsAsked { recent: VecDeque::new() }
+    }
+
+    /// What the last search recorded under `key` returned.
+    pub fn last(&self, key: u64) -> Option<usize> {
+        self.recent.iter().find(|e| e.0 == key).map(|e| e.1)
+    }
+
+    /// Records that a search under `key` returned `rows` rows; forgets the least recent key past
+    /// [`ROWS_ASKED_KEYS`].
+    pub fn record(&mut self, key: u64, rows: usize) {
+        if let Some(at) = self.recent.iter().position(|e| e.0 == key) {
+            self.recent.remove(at);
+        }
+        self.recent.truncate(ROWS_ASKED_KEYS - 1);
+        self.recent.push_front((key, rows));
     }
 }
 

@@ -190,6 +190,52 @@ fn rows_beyond_the_horizon_are_left_to_the_read() {
     }
 }
 
+/// Told that the last search of its statement returned more than `TUNE_K` rows, a k-NN search
+/// starts with the top-100 budget: here 0 %, so it reads before its first row; told 10 or less,
+/// it probes first. Exact either way.
+#[test]
+fn a_search_told_to_expect_more_rows_starts_with_the_top100_budget() {
+    use crate::mih::tune::TUNE_K;
+    let (nbits, n) = (64u32, 20_000usize);
+    let codes = dataset(33, nbits, n, 40);
+    let store = MemStore::new();
+    let mut mih = build(&store, nbits, &codes, None);
+    (mih.meta.probe_budget, mih.meta.probe_budget_top100) = (60000, Some(0));
+    let live = vec![true; n];
+    let q = codes[7].clone();
+    let want = brute(&codes, &live, &q, 100);
+    for (expected, reads_first) in [(100, true), (TUNE_K, false), (1, false)] {
+        let mut s = Search::new(&mih, &q, None).unwrap();
+        s.expect(expected);
+        let first = s.next(&mih).unwrap().unwrap().1;
+        assert_eq!(s.stats.full_scans > 0, reads_first, "expecting {expected} rows");
+        let mut got = vec![first];
+        while got.len() < 100 {
+            got.push(s.next(&mih).unwrap().unwrap().1);
+        }
+        assert_eq!((got, s.returned()), (want.clone(), 100), "expecting {expected} rows");
+    }
+}
+
+#[test]
+fn rows_asked_remembers_the_latest_per_key() {
+    use crate::mih::search::ROWS_ASKED_KEYS;
+    use crate::mih::RowsAsked;
+    let mut asked = RowsAsked::new();
+    assert_eq!(asked.last(1), None);
+    asked.record(1, 10);
+    asked.record(2, 100);
+    asked.record(1, 5);
+    assert_eq!((asked.last(1), asked.last(2)), (Some(5), Some(100)));
+    // Key 2 is now the least recent: the next ROWS_ASKED_KEYS - 1 new keys push it out, not 1.
+    asked.record(1, 7);
+    for k in 0..ROWS_ASKED_KEYS as u64 - 1 {
+        asked.record(1000 + k, 1);
+    }
+    assert_eq!((asked.last(1), asked.last(2)), (Some(7), None));
+    assert_eq!(asked.last(1000), Some(1));
+}
+
 #[test]
 fn radius_equals_brute_force() {
     for (nbits, centres) in [(64u32, 20usize), (128, 20), (32, 0)] {
