@@ -11,6 +11,8 @@ use pgrx::{pg_sys, PgRelation, PgSqlErrorCode};
 use super::options;
 use crate::fmgr::raise;
 
+// The row type is spelt out: pg_extern reads the column names from it, not from an alias.
+#[allow(clippy::type_complexity)]
 #[pg_extern(sql = false)]
 fn mih_info(
     index: PgRelation,

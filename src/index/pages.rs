@@ -68,7 +68,7 @@ impl PgStore {
         let Some(key) = self.recent_key() else {
             return self.pin(blk);
         };
-        let recent = RECENT.with_borrow_mut(|r| r.get(key, blk));
+        let recent = RECENT.with_borrow(|r| r.get(key, blk));
         // SAFETY: `rel` is open (module doc); `recent` is a shared buffer number that a
         // ReadBuffer of this relation file returned in this backend (`recent_key` keeps temporary
         // relations, whose buffers are local, out), and ReadRecentBuffer checks the buffer's
@@ -235,7 +235,7 @@ impl PageStore for PgStore {
         let Some(key) = self.recent_key() else {
             return;
         };
-        let buf = RECENT.with_borrow_mut(|r| r.get(key, blk));
+        let buf = RECENT.with_borrow(|r| r.get(key, blk));
         if buf <= 0 {
             return;
         }
@@ -286,7 +286,7 @@ thread_local! {
 }
 
 impl RecentBuffers {
-    fn get(&mut self, key: (pg_sys::Oid, u32), blk: BlockNo) -> pg_sys::Buffer {
+    fn get(&self, key: (pg_sys::Oid, u32), blk: BlockNo) -> pg_sys::Buffer {
         let invalid = pg_sys::InvalidBuffer as pg_sys::Buffer;
         match self.indexes.iter().find(|(k, _)| *k == key) {
             Some((_, bufs)) => bufs.get(blk as usize).copied().unwrap_or(invalid),

@@ -383,7 +383,7 @@ impl Meta {
         page[meta_page::ZERO] = 0;
         wr16(page, meta_page::PROBE_BUDGET, self.probe_budget);
         // Stored plus one, so that the zero of an older meta page reads as none.
-        let top100 = self.probe_budget_top100.map_or(0, |b| b.saturating_add(1).min(NEVER_READ));
+        let top100 = self.probe_budget_top100.map_or(0, |b| b.saturating_add(1));
         wr16(page, meta_page::PROBE_BUDGET_TOP100, top100);
         page[meta_page::PADDING..meta_page::BUILT_ROWS].fill(0);
         page[meta_page::BUILT_ROWS..meta_page::BOUNDS].copy_from_slice(&self.built_rows.to_le_bytes());

@@ -20,7 +20,14 @@
 //! [`FIRST_BAND_ROWS`] of them (twice as many at each further band), so a k-NN read keeps a few
 //! rows, not the table; a radius search keeps everything within its radius in one band.
 //!
+//! A k-NN search does not know how many rows it will be asked for. It keeps to the budget its
+//! index chose for top-10 searches for its first [`TUNE_K`] rows, then to the one chosen for
+//! top-100 ([`Meta::probe_budget_top100`]); [`Search::expect`] starts it with the latter when the
+//! caller expects more rows. Since probing ends within its budget, a search keeps only the rows
+//! within its horizon, the radius its budget may reach; the read finds the others.
+//!
 //! [`Meta::probe_budget`]: super::layout::Meta::probe_budget
+//! [`Meta::probe_budget_top100`]: super::layout::Meta::probe_budget_top100
 
 use super::cost::{self, CANDIDATE_US, PROBE_US};
 use super::index::Mih;
