@@ -143,18 +143,19 @@ pub fn choose_substrings(nbits: u32, codes: &[u8], fillfactor: u8, forced_m: Opt
         for (i, p) in params.iter().enumerate() {
             let m = p.m();
             let qsub: Vec<u64> = (0..m).map(|t| p.substring(t, query)).collect();
-            for (r, totals) in rs.into_iter().zip(totals.iter_mut()) {
-                let reach: Vec<Option<u32>> = (0..m).map(|t| table_radius(m, t, r)).collect();
-                // Entries the probes visit: in every table, the rows within its radius.
-                let visited: usize = cand_rows
-                    .iter()
-                    .map(|&j| {
-                        p.sub_distances(&codes[j * cb..(j + 1) * cb], &qsub, &mut dists);
-                        dists.iter().zip(&reach).filter(|(&d, rt)| rt.is_some_and(|rt| d <= rt)).count()
-                    })
-                    .sum();
+            let reach = rs.map(|r| (0..m).map(|t| table_radius(m, t, r)).collect::<Vec<_>>());
+            // Entries the probes visit, for each k's radius: in every table, the rows within its
+            // radius (the sample's substring distances computed once for both).
+            let mut visited = rs.map(|_| 0usize);
+            for &j in &cand_rows {
+                p.sub_distances(&codes[j * cb..(j + 1) * cb], &qsub, &mut dists);
+                for (v, reach) in visited.iter_mut().zip(&reach) {
+                    *v += dists.iter().zip(reach).filter(|(&d, rt)| rt.is_some_and(|rt| d <= rt)).count();
+                }
+            }
+            let read = read_us(p, n as u64);
+            for ((r, visited), totals) in rs.into_iter().zip(visited).zip(totals.iter_mut()) {
                 let search = probes(p, r) * PROBE_US + visited as f64 * scale * CANDIDATE_US;
-                let read = read_us(p, n as u64);
                 for (b, total) in BUDGETS.iter().zip(totals[i].iter_mut()) {
                     let budget = read * *b as f64 / 100.0;
                     *total += if search <= budget { search } else { budget + read };
