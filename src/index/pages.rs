@@ -68,15 +68,14 @@ impl PgStore {
         let Some(key) = self.recent_key() else {
             return self.pin(blk);
         };
-        let recent = RECENT.with_borrow(|r| r.get(key, blk));
         // SAFETY: `rel` is open (module doc); `recent` is a shared buffer number that a
         // ReadBuffer of this relation file returned in this backend (`recent_key` keeps temporary
         // relations, whose buffers are local, out), and ReadRecentBuffer checks the buffer's
         // tag before it pins it.
-        if recent != pg_sys::InvalidBuffer as pg_sys::Buffer
-            && unsafe { pg_sys::ReadRecentBuffer(file_locator(self.rel), self.fork, blk, recent) }
-        {
-            return recent;
+        if let Some(recent) = RECENT.with_borrow(|r| r.get(key, blk)) {
+            if unsafe { pg_sys::ReadRecentBuffer(file_locator(self.rel), self.fork, blk, recent) } {
+                return recent;
+            }
         }
         let buf = self.pin(blk);
         RECENT.with_borrow_mut(|r| r.set(key, blk, buf));
@@ -235,10 +234,9 @@ impl PageStore for PgStore {
         let Some(key) = self.recent_key() else {
             return;
         };
-        let buf = RECENT.with_borrow(|r| r.get(key, blk));
-        if buf <= 0 {
+        let Some(buf) = RECENT.with_borrow(|r| r.get(key, blk)) else {
             return;
-        }
+        };
         // SAFETY: `buf` is a shared buffer number (1..=NBuffers, see `RecentBuffers::set`), so
         // its descriptor and page lie inside the buffer pool's arrays; nothing is dereferenced,
         // the addresses only go to prefetch instructions.
@@ -286,12 +284,10 @@ thread_local! {
 }
 
 impl RecentBuffers {
-    fn get(&self, key: (pg_sys::Oid, u32), blk: BlockNo) -> pg_sys::Buffer {
-        let invalid = pg_sys::InvalidBuffer as pg_sys::Buffer;
-        match self.indexes.iter().find(|(k, _)| *k == key) {
-            Some((_, bufs)) => bufs.get(blk as usize).copied().unwrap_or(invalid),
-            None => invalid,
-        }
+    /// The buffer `blk` of the index file `key` was last found in, if one is known.
+    fn get(&self, key: (pg_sys::Oid, u32), blk: BlockNo) -> Option<pg_sys::Buffer> {
+        let (_, bufs) = self.indexes.iter().find(|(k, _)| *k == key)?;
+        bufs.get(blk as usize).copied().filter(|&b| b != pg_sys::InvalidBuffer as pg_sys::Buffer)
     }
 
     fn set(&mut self, key: (pg_sys::Oid, u32), blk: BlockNo, buf: pg_sys::Buffer) {

@@ -59,30 +59,27 @@ impl<S: PageStore> Mih<S> {
     ) -> Result<(), MihError> {
         let p = self.params();
         let b = p.bucket(t, value);
-        let head = heads[t as usize * p.nbuckets as usize + b as usize];
-        self.read_chain(head, t, b, |page| probe_page(page, p, t, value, visit))
+        self.read_chain(self.head(heads, t, b), t, b, |page| probe_page(page, p, t, value, visit))
     }
 
     /// Hints that `value` of table `t` is probed soon: its bucket's head page, as far as its
     /// fences (what a probe reads before it knows its stretch of entries).
     pub fn prefetch_probe(&self, heads: &[BlockNo], t: u32, value: u64) {
-        let head = self.head_of(heads, t, value);
+        let head = self.head(heads, t, self.params().bucket(t, value));
         if head != INVALID_BLOCK {
             self.store.prefetch(head, bucket_page::ENTRIES);
         }
     }
 
-    /// The head page of the bucket that holds `value` in table `t`.
-    fn head_of(&self, heads: &[BlockNo], t: u32, value: u64) -> BlockNo {
-        let p = self.params();
-        heads[t as usize * p.nbuckets as usize + p.bucket(t, value) as usize]
+    /// The head page of bucket `b` of table `t` (from the directory copy `heads`).
+    fn head(&self, heads: &[BlockNo], t: u32, b: u32) -> BlockNo {
+        heads[t as usize * self.params().nbuckets as usize + b as usize]
     }
 
     /// Calls `f` on every bucket page of table `t` (a search that reads a whole table).
     pub fn read_table(&self, heads: &[BlockNo], t: u32, mut f: impl FnMut(&[u8])) -> Result<(), MihError> {
-        let nb = self.params().nbuckets as usize;
-        for b in 0..nb {
-            self.read_chain(heads[t as usize * nb + b], t, b as u32, &mut f)?;
+        for b in 0..self.params().nbuckets {
+            self.read_chain(self.head(heads, t, b), t, b, &mut f)?;
         }
         Ok(())
     }

@@ -68,7 +68,12 @@ fn brute(codes: &[Vec<u8>], live: &[bool], q: &[u8], k: usize) -> Vec<u32> {
 }
 
 fn knn(mih: &Mih<&MemStore>, codes: &[Vec<u8>], q: &[u8], k: usize) -> Vec<u32> {
-    let mut s = Search::new(mih, q, None).unwrap();
+    take(&mut Search::new(mih, q, None).unwrap(), mih, codes, q, k)
+}
+
+/// The distances of the next `k` rows of `s` (fewer if it runs out), each checked against the
+/// row's code and in non-decreasing order.
+fn take(s: &mut Search, mih: &Mih<&MemStore>, codes: &[Vec<u8>], q: &[u8], k: usize) -> Vec<u32> {
     let mut out = Vec::new();
     let mut last = 0;
     while out.len() < k {
@@ -145,13 +150,9 @@ fn past_ten_rows_the_top100_budget_applies() {
         for top100 in [Some(0), None] {
             mih.meta.probe_budget_top100 = top100;
             let mut s = Search::new(&mih, &q, None).unwrap();
-            let mut got = Vec::new();
-            while got.len() < 100 {
-                if got.len() == TUNE_K {
-                    assert_eq!(s.stats.full_scans, 0, "the first {TUNE_K} rows were probed for");
-                }
-                got.push(s.next(&mih).unwrap().unwrap().1);
-            }
+            let mut got = take(&mut s, &mih, &codes, &q, TUNE_K);
+            assert_eq!(s.stats.full_scans, 0, "the first {TUNE_K} rows were probed for");
+            got.extend(take(&mut s, &mih, &codes, &q, 100 - TUNE_K));
             assert_eq!(got, want, "top-100 budget {top100:?}");
             // Reading (in one band or more) after the 10th row, or never.
             assert_eq!(s.stats.full_scans > 0, top100.is_some(), "top-100 budget {top100:?}");
@@ -207,12 +208,9 @@ fn a_search_told_to_expect_more_rows_starts_with_the_top100_budget() {
     for (expected, reads_first) in [(100, true), (TUNE_K, false), (1, false)] {
         let mut s = Search::new(&mih, &q, None).unwrap();
         s.expect(expected);
-        let first = s.next(&mih).unwrap().unwrap().1;
+        let mut got = take(&mut s, &mih, &codes, &q, 1);
         assert_eq!(s.stats.full_scans > 0, reads_first, "expecting {expected} rows");
-        let mut got = vec![first];
-        while got.len() < 100 {
-            got.push(s.next(&mih).unwrap().unwrap().1);
-        }
+        got.extend(take(&mut s, &mih, &codes, &q, 99));
         assert_eq!((got, s.returned()), (want.clone(), 100), "expecting {expected} rows");
     }
 }
