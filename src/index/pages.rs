@@ -178,7 +178,7 @@ impl PageStore for PgStore {
     fn modify<R>(&self, pages: &mut [&mut PgGuard], f: impl FnOnce(&mut [&mut [u8]]) -> R) -> R {
         // SAFETY: every guard passed here comes from `write`, `allocate` or `extend`, so its
         // buffer is exclusively locked, as GenericXLogRegisterBuffer requires; the algorithms
-        // change at most two pages at once (MAX_GENERIC_XLOG_PAGES is 4). Each registered image
+        // change at most three pages at once (MAX_GENERIC_XLOG_PAGES is 4). Each registered image
         // is a BLCKSZ copy owned by the Generic WAL state until GenericXLogFinish, after `f`,
         // which the slices cannot outlive. A fresh page is formatted before anything reads it.
         unsafe {

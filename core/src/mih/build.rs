@@ -1,9 +1,10 @@
-//! Build: a whole index written in block order (meta, directory, then each table's buckets with
-//! their entries sorted by substring value) from codes collected beforehand. The extension's
+//! Build: a whole index written in block order (meta, directory, each table's buckets with
+//! their entries sorted by substring value, then the row list, packed full) from codes collected
+//! beforehand. The extension's
 //! `ambuild` writes the pages through [`PageStore::append_built`] and WAL-logs them in bulk.
 
 use super::index::Mih;
-use super::layout::{dir_init, dir_set, BlockNo, Bucket, Meta, MihError, Params, Tid, BLOCK_SIZE};
+use super::layout::{dir_init, dir_set, BlockNo, Bucket, Meta, MihError, Params, RowList, RowPage, Tid, BLOCK_SIZE};
 use super::layout::{DIR_SLOTS_PER_PAGE, INVALID_BLOCK};
 use super::store::PageStore;
 
@@ -46,7 +47,18 @@ impl<S: PageStore> Mih<S> {
             }
         }
 
-        let meta = Meta { params: params.clone(), built_rows: n as u64, probe_budget, probe_budget_top100 };
+        // The row list after the buckets: row page i and its tid page at blocks `next + 2 i` and
+        // the one after; one empty pair for an empty table, where inserts start.
+        let per_row_page = params.row_capacity();
+        let row_pages = n.div_ceil(per_row_page).max(1) as BlockNo;
+        let row_list = RowList { head: next, tail: next + 2 * (row_pages - 1) };
+        let meta = Meta {
+            params: params.clone(),
+            built_rows: n as u64,
+            probe_budget,
+            probe_budget_top100,
+            row_list: Some(row_list),
+        };
         let mut image = vec![0u8; BLOCK_SIZE];
         meta.write(&mut image);
         expect_block(store.append_built(&image), 0)?;
@@ -94,8 +106,46 @@ impl<S: PageStore> Mih<S> {
             }
             progress((t as u64 + 1) * n as u64);
         }
+
+        // Rows in a spread order, so that any stretch of the list, its first page included, is
+        // an even sample of the table: a read guesses its band's end from its first pages.
+        let stride = spread_stride(n);
+        let mut tids_image = vec![0u8; BLOCK_SIZE];
+        for r in 0..row_pages {
+            let blk = row_list.head + 2 * r;
+            image.fill(0);
+            tids_image.fill(0);
+            RowPage::init(&mut image, &mut tids_image, blk, blk + 1);
+            let first = r as usize * per_row_page;
+            for j in first..n.min(first + per_row_page) {
+                let i = (j as u64 * stride % n as u64) as usize;
+                RowPage::push(&mut image, &mut tids_image, &params, code(i), tids[i]);
+            }
+            if r + 1 < row_pages {
+                RowPage::set_next(&mut image, blk + 2);
+            }
+            expect_block(store.append_built(&image), blk)?;
+            expect_block(store.append_built(&tids_image), blk + 1)?;
+        }
         Ok(Mih { store, meta })
     }
+}
+
+/// A step through `0..n` that visits every row once (coprime to `n`) and spreads any run of
+/// steps over the whole range: the one nearest `n` / golden ratio.
+fn spread_stride(n: usize) -> u64 {
+    let n = n.max(1) as u64;
+    let gcd = |mut a: u64, mut b: u64| {
+        while b != 0 {
+            (a, b) = (b, a % b);
+        }
+        a
+    };
+    let mut s = ((n as f64 * 0.618_033_988_75) as u64).max(1);
+    while gcd(s, n) != 1 {
+        s += 1;
+    }
+    s
 }
 
 fn expect_block(got: BlockNo, want: BlockNo) -> Result<(), MihError> {

@@ -1,5 +1,5 @@
 //! Check: the whole structure verified (meta and directory pages, every chain, the order and
-//! bucket of every entry) and the entries present in every table reported, for the extension's
+//! bucket of every entry, the row list) and the entries present in every table reported, for the extension's
 //! `jdsh.mih_check` to compare with the heap.
 
 use super::index::Mih;
@@ -13,9 +13,11 @@ pub struct CheckReport {
     pub bucket_pages: u64,
     pub free_pages: u64,
     pub longest_chain: u64,
+    /// Row and tid pages of the row list.
+    pub row_pages: u64,
     /// Every (tid, code) present in all tables, sorted: the caller compares them with the heap.
     pub entries: Vec<(Tid, Vec<u8>)>,
-    /// Entries present in some tables only: an insert or vacuum cut short by a crash (each
+    /// Entries present in some tables (or the row list) only: an insert or vacuum cut short by a crash (each
     /// table's change is its own WAL record). Their rows never committed (or were already
     /// dead), so no scan returns them as visible; the next VACUUM removes them.
     pub partial_entries: u64,
@@ -86,9 +88,17 @@ impl<S: PageStore> Mih<S> {
                 Some(r) => intersect(r, &entries),
             });
         }
+        let mut lists = p.m() as u64;
+        if let Some((mut rows, pages)) = self.row_entries()? {
+            rows.sort_unstable();
+            total_entries += rows.len() as u64;
+            lists += 1;
+            report.row_pages = pages;
+            reference = reference.map(|r| intersect(r, &rows));
+        }
         report.entries = reference.unwrap_or_default();
         report.rows = report.entries.len() as u64;
-        report.partial_entries = total_entries - report.rows * p.m() as u64;
+        report.partial_entries = total_entries - report.rows * lists;
         report.free_pages = self.free_blocks().len() as u64;
         Ok(report)
     }

@@ -25,13 +25,16 @@ impl<S: PageStore> Mih<S> {
     }
 
     /// About how many rows the index holds, for the cost decisions of a search: the rows at
-    /// build, or more when its bucket pages say so (rows inserted since; pages counted half
-    /// full, as the last page of a chain is on average). Costs no page read.
+    /// build, or more when its pages say so (rows inserted since; bucket pages counted half
+    /// full, as the last page of a chain is on average, row pages full). Costs no page read.
     pub fn estimated_rows(&self) -> u64 {
         let p = self.params();
-        let bucket_pages = self.store.nblocks().saturating_sub(1 + p.dir_pages()) as u64;
-        let by_pages = bucket_pages * (p.capacity() as u64 / 2) / p.m() as u64;
-        self.meta.built_rows.max(by_pages).max(1)
+        let pages = self.store.nblocks().saturating_sub(1 + p.dir_pages()) as f64;
+        let mut pages_per_row = p.m() as f64 / (p.capacity() as f64 / 2.0);
+        if self.meta.row_list.is_some() {
+            pages_per_row += 2.0 / p.row_capacity() as f64;
+        }
+        self.meta.built_rows.max((pages / pages_per_row) as u64).max(1)
     }
 
     /// Every directory slot: the head block of each (table, bucket), read once per scan. Heads

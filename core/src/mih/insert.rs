@@ -1,4 +1,4 @@
-//! Insert: one entry per table for each new row, kept in substring order within its bucket
+//! Insert: one entry per table for each new row (and one in the row list, `super::rows`), kept in substring order within its bucket
 //! page; a full chain grows by a page linked in the same atomic step that fills it.
 
 use super::index::Mih;
@@ -26,7 +26,7 @@ impl<S: PageStore> Mih<S> {
             };
             self.insert_into_chain(head, t, b, code, tid)?;
         }
-        Ok(())
+        self.append_row(code, tid)
     }
 
     /// The head of (t, b); creates it holding the entry when the bucket is still empty.

@@ -11,11 +11,13 @@
 //!   buckets per table, where the directory is.
 //! - 1..=D: the directory: for table `t` and bucket `b`, the block of the bucket's head page
 //!   (slot `t * nbuckets + b`), or [`INVALID_BLOCK`] while the bucket is empty.
-//! - the rest: bucket pages. A bucket is a chain of pages; each page holds entries
-//!   `(code, heap tid)` sorted by the table's substring value, so a probe is a search in one
-//!   sorted array. The full code is in every entry, so verification never visits the heap. The
-//!   codes lie back to back from the page's start and the tids from its end, so that reading
-//!   every code of a page (a search that reads a whole table) streams only code bytes.
+//! - the rest: bucket pages, and the row list's pages. A bucket is a chain of pages; each page
+//!   holds entries `(code, heap tid)` sorted by the table's substring value, so a probe is a
+//!   search in one sorted array. The full code is in every entry, so verification never visits
+//!   the heap. The row list holds every row once more, for a search that reads them all: pages
+//!   of codes only, packed full (a read's time goes mostly to pages, not bytes: 1M 64-bit codes
+//!   are ~1,000 such pages, against ~2,000-2,500 bucket pages of one table), each paired with a
+//!   page of their tids, read only for the rows a search keeps.
 //!
 //! The byte layout of each page kind is in the modules [`meta_page`], [`dir_page`] and
 //! [`bucket_page`] (offsets from the start of the page, numbers little-endian), as pgvector's
@@ -44,12 +46,19 @@ const KIND_META: u16 = 0x4D4D; // "MM"
 const KIND_DIR: u16 = 0x4D44; // "MD"
 const KIND_BUCKET: u16 = 0x4D42; // "MB"
 const KIND_FREE: u16 = 0x4D46; // "MF": unlinked by VACUUM, waiting in the free space map
+const KIND_ROWS: u16 = 0x4D52; // "MR": codes of the row list
+const KIND_TIDS: u16 = 0x4D54; // "MT": the tids of a row page
+/// 3: the row list (2 had none: its searches read table 0, and still do).
 /// 2: a bucket page keeps codes and tids in two arrays (1 interleaved them).
-pub const FORMAT_VERSION: u16 = 2;
+pub const FORMAT_VERSION: u16 = 3;
+/// The oldest format this build reads.
+const OLDEST_VERSION: u16 = 2;
 
 /// Fence values per bucket page: see [`bucket_page`].
 pub const FENCES: usize = 16;
 const BUCKET_HEADER: usize = 16 + 8 * FENCES;
+const ROWS_HEADER: usize = 16;
+const TIDS_HEADER: usize = 8;
 const DIR_HEADER: usize = 8;
 /// What a free page keeps of a bucket page's header: its kind and a zero count.
 const FREE_HEADER: usize = 4;
@@ -75,7 +84,11 @@ const KIND: usize = PAGE_HEADER;
 ///                                 10 rows and is asked for more (0: none chosen, as in
 ///                                 indexes built before it existed), then 2 zero bytes
 ///             + 24  u64           built_rows
-///             + 32  [u16; m + 1]  substring bounds (`pd_lower` ends after them)
+///             + 32  [u16; m + 1]  substring bounds
+///   then, from the next multiple of 4 ([`meta_page::row_list`]; format 3 on):
+///                   u32           the row list's first row page
+///                   u32           a row page at or near its end (where inserts start looking)
+///                                 (`pd_lower` ends after it)
 /// ```
 pub mod meta_page {
     use super::PAGE_HEADER as H;
@@ -91,6 +104,10 @@ pub mod meta_page {
     pub const PADDING: usize = H + 22;
     pub const BUILT_ROWS: usize = H + 24;
     pub const BOUNDS: usize = H + 32;
+    /// Where the row list's head and tail blocks are, for `m` substrings.
+    pub const fn row_list(m: usize) -> usize {
+        (BOUNDS + 2 * (m + 1)).next_multiple_of(4)
+    }
 }
 
 /// A directory page (blocks 1..=D), offsets from the start of the page:
@@ -135,6 +152,38 @@ pub mod bucket_page {
     pub const BUCKET: usize = H + 12;
     pub const FENCES: usize = H + 16;
     pub const ENTRIES: usize = H + super::BUCKET_HEADER;
+}
+
+/// A row page (the row list's codes), offsets from the start of the page:
+///
+/// ```text
+/// PAGE_HEADER +  0  u16  kind: KIND_ROWS
+///             +  2  u16  count: codes on the page
+///             +  4  u32  next: the list's next row page, INVALID_BLOCK at its end
+///             +  8  u32  tids: the block of this page's tid page
+///             + 12  u32  zero
+///             + 16  [code; count]: word-padded code bytes, in no order (`pd_lower` ends after)
+/// ```
+///
+/// A tid page:
+///
+/// ```text
+/// PAGE_HEADER +  0  u16  kind: KIND_TIDS
+///             +  2  u16  count: the same as its row page's
+///             +  4  u32  rows: the block of its row page
+///             +  8  [tid; count]: the heap tid of code i (u32 block, u16 offset)
+///                   (`pd_lower` ends after them)
+/// ```
+pub mod row_page {
+    use super::PAGE_HEADER as H;
+    pub const COUNT: usize = H + 2;
+    pub const NEXT: usize = H + 4;
+    pub const TIDS: usize = H + 8;
+    pub const ZERO: usize = H + 12;
+    pub const CODES: usize = H + super::ROWS_HEADER;
+    /// On a tid page.
+    pub const OWNER: usize = H + 4;
+    pub const TID_ENTRIES: usize = H + super::TIDS_HEADER;
 }
 
 #[derive(Debug, Error, Clone, PartialEq, Eq)]
@@ -231,6 +280,11 @@ impl Params {
     /// Entries per bucket page.
     pub fn capacity(&self) -> usize {
         (BLOCK_SIZE - PAGE_HEADER - BUCKET_HEADER) / self.entry_size()
+    }
+
+    /// Codes per row page (and tids per tid page: a tid page has room for more).
+    pub fn row_capacity(&self) -> usize {
+        (BLOCK_SIZE - PAGE_HEADER - ROWS_HEADER) / self.code_bytes()
     }
 
     /// Entries per page that a build writes.
@@ -369,6 +423,18 @@ pub struct Meta {
     /// The probe budget once a search has returned [`super::tune::TUNE_K`] rows and is asked for
     /// more: chosen by the build for top-100 searches (`None`: the same as `probe_budget`).
     pub probe_budget_top100: Option<u16>,
+    /// The row list (`None` in an index of format 2, whose searches read table 0 instead).
+    pub row_list: Option<RowList>,
+}
+
+/// Where the row list is: see [`row_page`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RowList {
+    /// The first row page: fixed at build.
+    pub head: BlockNo,
+    /// A row page at or before the list's end: inserts follow `next` from it to the end. Moved
+    /// forward when an insert adds a page (a hint: it may lag, never point off the list).
+    pub tail: BlockNo,
 }
 
 impl Meta {
@@ -392,7 +458,17 @@ impl Meta {
             wr16(page, at, b as u16);
             at += 2;
         }
-        set_lower(page, at - PAGE_HEADER);
+        let list = meta_page::row_list(p.m() as usize);
+        page[at..list].fill(0);
+        let rows = self.row_list.unwrap_or(RowList { head: INVALID_BLOCK, tail: INVALID_BLOCK });
+        wr32(page, list, rows.head);
+        wr32(page, list + 4, rows.tail);
+        set_lower(page, list + 8 - PAGE_HEADER);
+    }
+
+    /// Moves the row list's tail hint on a meta page.
+    pub fn set_row_tail(page: &mut [u8], m: u32, tail: BlockNo) {
+        wr32(page, meta_page::row_list(m as usize) + 4, tail);
     }
 
     pub fn read(page: &[u8]) -> Result<Meta, MihError> {
@@ -400,9 +476,9 @@ impl Meta {
             return Err(MihError::Corrupt("block 0 is not a mih meta page".into()));
         }
         let version = rd16(page, meta_page::VERSION);
-        if version != FORMAT_VERSION {
+        if !(OLDEST_VERSION..=FORMAT_VERSION).contains(&version) {
             return Err(MihError::Corrupt(format!(
-                "on-disk format version {version}, this build reads {FORMAT_VERSION}: REINDEX the index"
+                "on-disk format version {version}, this build reads {OLDEST_VERSION} to {FORMAT_VERSION}: REINDEX the index"
             )));
         }
         let nbits = rd32(page, meta_page::NBITS);
@@ -425,11 +501,19 @@ impl Meta {
         }
         let params = Params { nbits, bounds, nbuckets, fillfactor: page[meta_page::FILLFACTOR] };
         let probe_budget_top100 = rd16(page, meta_page::PROBE_BUDGET_TOP100).checked_sub(1);
+        let row_list = (version >= 3).then(|| {
+            let at = meta_page::row_list(m as usize);
+            RowList { head: rd32(page, at), tail: rd32(page, at + 4) }
+        });
+        if row_list.is_some_and(|r| r.head == INVALID_BLOCK || r.tail == INVALID_BLOCK) {
+            return Err(MihError::Corrupt("the meta page names no row list".into()));
+        }
         Ok(Meta {
             params,
             built_rows,
             probe_budget: rd16(page, meta_page::PROBE_BUDGET),
             probe_budget_top100,
+            row_list,
         })
     }
 }
@@ -688,6 +772,112 @@ impl Bucket {
 
 /// A page that holds nothing: never initialised (a crash after extending the relation) or
 /// unlinked by VACUUM. Such pages are handed out again for new bucket pages.
+// ---- row list pages --------------------------------------------------------------------------
+
+/// A row page and its tid page, viewed through the index parameters.
+pub struct RowPage;
+
+impl RowPage {
+    /// A row page whose tids go to block `tids`, and that tid page (both empty).
+    pub fn init(rows: &mut [u8], tids: &mut [u8], rows_blk: BlockNo, tids_blk: BlockNo) {
+        wr16(rows, KIND, KIND_ROWS);
+        wr16(rows, row_page::COUNT, 0);
+        wr32(rows, row_page::NEXT, INVALID_BLOCK);
+        wr32(rows, row_page::TIDS, tids_blk);
+        wr32(rows, row_page::ZERO, 0);
+        set_lower(rows, ROWS_HEADER);
+        wr16(tids, KIND, KIND_TIDS);
+        wr16(tids, row_page::COUNT, 0);
+        wr32(tids, row_page::OWNER, rows_blk);
+        set_lower(tids, TIDS_HEADER);
+    }
+
+    pub fn count(page: &[u8]) -> usize {
+        rd16(page, row_page::COUNT) as usize
+    }
+
+    pub fn next(page: &[u8]) -> BlockNo {
+        rd32(page, row_page::NEXT)
+    }
+
+    pub fn set_next(page: &mut [u8], next: BlockNo) {
+        wr32(page, row_page::NEXT, next);
+    }
+
+    /// The block of a row page's tid page.
+    pub fn tids_block(page: &[u8]) -> BlockNo {
+        rd32(page, row_page::TIDS)
+    }
+
+    /// Checks that block `blk` holds a row page.
+    pub fn check(page: &[u8], p: &Params, blk: BlockNo) -> Result<(), MihError> {
+        if rd16(page, KIND) != KIND_ROWS || RowPage::count(page) > p.row_capacity() {
+            return Err(MihError::Corrupt(format!("block {blk} in the row list is not a row page")));
+        }
+        Ok(())
+    }
+
+    /// Checks that `tids` is the tid page of the row page `rows` at block `rows_blk`.
+    pub fn check_tids(tids: &[u8], rows: &[u8], rows_blk: BlockNo) -> Result<(), MihError> {
+        if rd16(tids, KIND) != KIND_TIDS
+            || rd32(tids, row_page::OWNER) != rows_blk
+            || RowPage::count(tids) != RowPage::count(rows)
+        {
+            return Err(MihError::Corrupt(format!(
+                "block {} is not the tid page of row page {rows_blk}",
+                RowPage::tids_block(rows)
+            )));
+        }
+        Ok(())
+    }
+
+    pub fn codes<'a>(page: &'a [u8], p: &Params) -> &'a [u8] {
+        &page[row_page::CODES..row_page::CODES + RowPage::count(page) * p.code_bytes()]
+    }
+
+    #[inline]
+    pub fn tid(tids: &[u8], i: usize) -> Tid {
+        Tid::read(&tids[row_page::TID_ENTRIES + i * TID_BYTES..])
+    }
+
+    /// Appends a row to a row page and its tid page (the caller checked that it has room).
+    pub fn push(rows: &mut [u8], tids: &mut [u8], p: &Params, code: &[u8], tid: Tid) {
+        let n = RowPage::count(rows);
+        let at = row_page::CODES + n * p.code_bytes();
+        rows[at..at + p.code_bytes()].copy_from_slice(code);
+        let at = row_page::TID_ENTRIES + n * TID_BYTES;
+        tid.write(&mut tids[at..at + TID_BYTES]);
+        RowPage::set_count(rows, tids, p, n + 1);
+    }
+
+    fn set_count(rows: &mut [u8], tids: &mut [u8], p: &Params, n: usize) {
+        wr16(rows, row_page::COUNT, n as u16);
+        set_lower(rows, ROWS_HEADER + n * p.code_bytes());
+        wr16(tids, row_page::COUNT, n as u16);
+        set_lower(tids, TIDS_HEADER + n * TID_BYTES);
+    }
+
+    /// Removes the rows whose tid is `dead`, keeping the others' order; returns how many went.
+    pub fn retain(rows: &mut [u8], tids: &mut [u8], p: &Params, mut dead: impl FnMut(Tid) -> bool) -> usize {
+        let (n, cb) = (RowPage::count(rows), p.code_bytes());
+        let mut w = 0;
+        for r in 0..n {
+            if dead(RowPage::tid(tids, r)) {
+                continue;
+            }
+            if w != r {
+                let (from, to) = (row_page::CODES + r * cb, row_page::CODES + w * cb);
+                rows.copy_within(from..from + cb, to);
+                let (from, to) = (row_page::TID_ENTRIES + r * TID_BYTES, row_page::TID_ENTRIES + w * TID_BYTES);
+                tids.copy_within(from..from + TID_BYTES, to);
+            }
+            w += 1;
+        }
+        RowPage::set_count(rows, tids, p, w);
+        n - w
+    }
+}
+
 pub fn is_free(page: &[u8]) -> bool {
     let kind = rd16(page, KIND);
     kind == KIND_FREE || kind == 0 && page[PAGE_HEADER..bucket_page::ENTRIES].iter().all(|&b| b == 0)
@@ -721,10 +911,10 @@ mod tests {
         u32::from_le_bytes(page[at..at + 4].try_into().unwrap())
     }
 
-    /// The on-disk format of FORMAT_VERSION 2, at literal offsets: the named offsets must not
+    /// The on-disk format of FORMAT_VERSION 3, at literal offsets: the named offsets must not
     /// move a byte (a change needs a new FORMAT_VERSION).
     #[test]
-    fn format_version_2_is_pinned() {
+    fn format_version_3_is_pinned() {
         let params = Params { nbits: 100, bounds: vec![0, 33, 66, 100], nbuckets: 77, fillfactor: 85 };
         let mut page = vec![0xEEu8; BLOCK_SIZE];
         let meta = Meta {
@@ -732,20 +922,30 @@ mod tests {
             built_rows: 0x0102_0304_0506_0708,
             probe_budget: 0x0C0D,
             probe_budget_top100: Some(0x0E0F),
+            row_list: Some(RowList { head: 0x1112_1314, tail: 0x1516_1718 }),
         };
         meta.write(&mut page);
         assert_eq!(le16(&page, 24), 0x4D4D);
-        assert_eq!(le16(&page, 26), 2);
+        assert_eq!(le16(&page, 26), 3);
         assert_eq!((le32(&page, 28), le32(&page, 32), le32(&page, 36)), (100, 3, 77));
         assert_eq!((page[40], page[41], le16(&page, 42)), (85, 0, 0x0C0D));
         assert_eq!((le16(&page, 44), le16(&page, 46)), (0x0E10, 0), "the top-100 budget plus one");
         assert_eq!(u64::from_le_bytes(page[48..56].try_into().unwrap()), 0x0102_0304_0506_0708);
         assert_eq!([le16(&page, 56), le16(&page, 58), le16(&page, 60), le16(&page, 62)], [0, 33, 66, 100]);
-        assert_eq!((le16(&page, 12), le16(&page, 14)), (64, 8192), "pd_lower ends after the bounds");
+        assert_eq!((le32(&page, 64), le32(&page, 68)), (0x1112_1314, 0x1516_1718), "the row list");
+        assert_eq!((le16(&page, 12), le16(&page, 14)), (72, 8192), "pd_lower ends after the row list");
         assert_eq!(Meta::read(&page).unwrap(), meta);
+        Meta::set_row_tail(&mut page, 3, 77);
+        assert_eq!(le32(&page, 68), 77);
+        Meta::set_row_tail(&mut page, 3, 0x1516_1718);
         // A meta page written before the top-100 budget existed has zeros there: none.
         page[44..46].fill(0);
         assert_eq!(Meta::read(&page).unwrap(), Meta { probe_budget_top100: None, ..meta.clone() });
+        // Format 2 had no row list (and pd_lower ended after the bounds).
+        page[26] = 2;
+        assert_eq!(Meta::read(&page).unwrap(), Meta { probe_budget_top100: None, row_list: None, ..meta.clone() });
+        page[26] = 4;
+        assert!(Meta::read(&page).is_err(), "a newer format is refused");
 
         let mut page = vec![0xEEu8; BLOCK_SIZE];
         dir_init(&mut page, 4000);
@@ -780,6 +980,24 @@ mod tests {
             (0x4D46, 0, 28, 8192)
         );
         assert!(is_free(&page));
+
+        let (mut rows, mut tids) = (vec![0xEEu8; BLOCK_SIZE], vec![0xEEu8; BLOCK_SIZE]);
+        RowPage::init(&mut rows, &mut tids, 40, 41);
+        RowPage::push(&mut rows, &mut tids, &params, &code, Tid::new(0x0A0B_0C0D, 0x0E0F));
+        RowPage::push(&mut rows, &mut tids, &params, &low, Tid::new(0x0102_0304, 0x0506));
+        assert_eq!((le16(&rows, 24), le16(&rows, 26), le32(&rows, 28)), (0x4D52, 2, INVALID_BLOCK));
+        assert_eq!((le32(&rows, 32), le32(&rows, 36)), (41, 0));
+        assert_eq!((&rows[40..56], &rows[56..72]), (&code[..], &low[..]), "codes from 40, as pushed");
+        assert_eq!((le16(&rows, 12), le16(&rows, 14)), (72, 8192));
+        assert_eq!((le16(&tids, 24), le16(&tids, 26), le32(&tids, 28)), (0x4D54, 2, 40));
+        assert_eq!(&tids[32..44], &[0x0D, 0x0C, 0x0B, 0x0A, 0x0F, 0x0E, 0x04, 0x03, 0x02, 0x01, 0x06, 0x05]);
+        assert_eq!((le16(&tids, 12), le16(&tids, 14)), (44, 8192));
+        assert!(RowPage::check(&rows, &params, 40).is_ok() && RowPage::check_tids(&tids, &rows, 40).is_ok());
+        assert!(RowPage::check_tids(&tids, &rows, 39).is_err() && RowPage::check(&tids, &params, 41).is_err());
+        assert_eq!(params.row_capacity(), (8192 - 24 - 16) / 16);
+        assert_eq!(RowPage::retain(&mut rows, &mut tids, &params, |t| t.offset == 0x0E0F), 1);
+        assert_eq!((RowPage::count(&rows), RowPage::count(&tids), &rows[40..56]), (1, 1, &low[..]));
+        assert_eq!(RowPage::tid(&tids, 0), Tid::new(0x0102_0304, 0x0506));
     }
 
     /// The fenced search finds what a linear scan finds, on even, skewed and duplicate-heavy

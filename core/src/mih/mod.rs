@@ -6,7 +6,8 @@
 //! `insert`, `search` (the twin of `scan`; it runs the `probe` primitives), `vacuum`, `check`
 //! and `cost` (the probe count that the planner prices, and the prices by which a search chooses
 //! between probing and reading a whole table), and `tune` (the number of substrings and the probe
-//! budget chosen from the data at build). They share `index` (the open index and
+//! budget chosen from the data at build). `rows` is the row list (every row's code packed for a
+//! search that reads them all) through each phase. They share `index` (the open index and
 //! its directory), `layout` (page formats and parameters) and `store` (the page-store trait and
 //! the in-memory store of the tests).
 
@@ -17,6 +18,7 @@ pub mod index;
 mod insert;
 pub mod layout;
 pub mod probe;
+mod rows;
 pub mod search;
 pub mod store;
 pub mod tune;

@@ -31,7 +31,7 @@
 
 use super::cost::{self, CANDIDATE_US, PROBE_US};
 use super::index::Mih;
-use super::layout::{BlockNo, Bucket, MihError, Params, Tid, NEVER_READ};
+use super::layout::{BlockNo, MihError, Params, Tid, NEVER_READ};
 use super::probe::for_each_at_distance;
 use super::store::PageStore;
 use super::tune::TUNE_K;
@@ -298,16 +298,15 @@ impl Search {
         let (query, found) = (&self.query, &mut self.found);
         let mut dist = Vec::with_capacity(p.capacity());
         // The distances of the first pages, to guess where the band ends before keeping rows:
-        // each page holds a hashed, so random, share of the rows.
+        // the build spreads the rows over the row list (and table 0's pages hold hashed, so
+        // random, shares of them).
         let (mut sample, mut sampled) = (vec![0usize; self.max_dist as usize + 1], 0usize);
         let mut guessed = cap == usize::MAX;
         let table_rows = self.table_rows as f64;
-        mih.read_table(&self.heads, 0, |page| {
-            let codes = Bucket::codes(page, p);
+        mih.read_rows(&self.heads, |codes, tid| {
             entries += (codes.len() / p.code_bytes()) as u64;
             if guessed {
-                band.limit =
-                    within(query, codes, band.limit, |i, d| band.keep(found, d, || Bucket::tid(page, i)));
+                band.limit = within(query, codes, band.limit, |i, d| band.keep(found, d, || tid(i)));
                 return;
             }
             dist.clear();
@@ -329,7 +328,7 @@ impl Search {
             }
             for (i, &d) in dist.iter().enumerate() {
                 if d <= band.limit {
-                    band.keep(found, d, || Bucket::tid(page, i));
+                    band.keep(found, d, || tid(i));
                 }
             }
         })?;

@@ -3,8 +3,8 @@
 //! sub-linear on clustered data; corrupt pages are reported as corruption, never a panic.
 
 use super::layout::{
-    bucket_page, meta_page, BlockNo, Bucket, MihError, Params, Tid, DEFAULT_PROBE_BUDGET, INVALID_BLOCK,
-    NEVER_READ, PAGE_HEADER,
+    bucket_page, meta_page, row_page, BlockNo, Bucket, MihError, Params, RowPage, Tid, DEFAULT_PROBE_BUDGET,
+    INVALID_BLOCK, NEVER_READ, PAGE_HEADER,
 };
 use super::{MemStore, Mih, PageGuard, PageStore, Search};
 use crate::code::{hamming, storage_bytes};
@@ -363,7 +363,8 @@ fn a_bucket_that_fits_one_page_is_built_as_one() {
     assert!(over_fill * 4 > all.len(), "{over_fill} of {} buckets past the fill factor", all.len());
     let pages: usize = all.iter().map(Vec::len).sum();
     assert!(pages as f64 <= all.len() as f64 * 1.03, "{pages} pages for {} buckets", all.len());
-    assert_eq!(store.nblocks() as usize, 1 + p.dir_pages() as usize + pages);
+    let row_pages = 2 * 40_000usize.div_ceil(p.row_capacity());
+    assert_eq!(store.nblocks() as usize, 1 + p.dir_pages() as usize + pages + row_pages);
     // Clustered codes: long buckets, spread evenly over pages at the fill factor.
     let codes = dataset(8, 64, 40_000, 20);
     let store = MemStore::new();
@@ -415,14 +416,22 @@ fn is_corrupt<T>(r: Result<T, MihError>) -> bool {
 }
 
 /// A k-NN search run to the end (with 100 rows it reads all of table 0).
+/// Every row by a search that only probes (so visits every bucket), then by one that reads at
+/// once (the row list).
 fn search_all(mih: &Mih<&MemStore>, q: &[u8]) -> Result<(), MihError> {
-    let mut s = Search::new(mih, q, None)?;
-    while s.next(mih)?.is_some() {}
+    for budget in [NEVER_READ, 0] {
+        let mut mih = Mih::open(mih.store)?;
+        mih.meta.probe_budget = budget;
+        let mut s = Search::new(&mih, q, None)?;
+        while s.next(&mih)?.is_some() {}
+    }
     Ok(())
 }
 
 /// A fresh 100-row index whose page `which` (chosen from the built index) `damage` changes in
 /// place; returns the store and a code stored on that page.
+type BlockSelector = Box<dyn Fn(&Mih<&MemStore>) -> BlockNo>;
+
 fn damaged(
     which: impl Fn(&Mih<&MemStore>) -> BlockNo,
     damage: impl FnOnce(&mut [u8], &Params),
@@ -502,6 +511,32 @@ fn corrupt_pages_are_errors_not_panics() {
         assert!(is_corrupt(mih.check()), "check of a bucket page with a bad {what}");
     }
 
+    // Row list: a row page of the wrong kind or with a count past its capacity, a tid page of
+    // another row page. A reading search, insert (which appends to it), vacuum and check refuse it.
+    fn rows_head(mih: &Mih<&MemStore>) -> BlockNo {
+        mih.meta.row_list.unwrap().head
+    }
+    fn its_tids(mih: &Mih<&MemStore>) -> BlockNo {
+        RowPage::tids_block(mih.store.read(rows_head(mih)).page())
+    }
+    let cases: [(&str, BlockSelector, Damage); 3] = [
+        ("row page kind", Box::new(rows_head), Box::new(|pg, _| pg[KIND] ^= 0xFF)),
+        (
+            "row page count",
+            Box::new(rows_head),
+            Box::new(|pg, p| pg[row_page::COUNT..][..2].copy_from_slice(&(p.row_capacity() as u16 + 1).to_le_bytes())),
+        ),
+        ("tid page owner", Box::new(its_tids), Box::new(|pg, _| pg[row_page::OWNER] ^= 1)),
+    ];
+    for (what, which, damage) in cases {
+        let (store, _) = damaged(which, damage);
+        let mih = Mih::open(&store).unwrap();
+        assert!(is_corrupt(search_all(&mih, &q)), "search through a bad {what}");
+        assert!(is_corrupt(mih.insert(&q, Tid::new(7, 7))), "insert with a bad {what}");
+        assert!(is_corrupt(mih.bulk_delete(|_| false)), "vacuum with a bad {what}");
+        assert!(is_corrupt(mih.check()), "check with a bad {what}");
+    }
+
     // Entries out of order (the first and last swapped): only a check reads a whole page.
     let (store, _) = damaged(first_bucket, |pg, p| {
         let n = Bucket::count(pg);
@@ -552,5 +587,70 @@ proptest! {
         let mut rng = StdRng::seed_from_u64(seed);
         let q = random_code(&mut rng, nbits);
         prop_assert_eq!(knn(&mih, &codes, &q, k), brute(&codes, &vec![true; n], &q, k));
+    }
+}
+
+#[test]
+fn the_row_list_holds_every_row_through_inserts_and_vacuum() {
+    // Built on 500 rows, then 3000 inserted: the list grows by pairs of pages linked at its end.
+    let n = 3500;
+    let codes = dataset(11, 64, n, 10);
+    let store = MemStore::new();
+    let mut mih = build(&store, 64, &codes[..500], None);
+    for (i, c) in codes.iter().enumerate().skip(500) {
+        mih.insert(c, tid(i)).unwrap();
+    }
+    let per_page = mih.params().row_capacity();
+    let report = mih.check().unwrap();
+    assert_eq!((report.rows, report.partial_entries), (n as u64, 0));
+    assert_eq!(report.row_pages, 2 * n.div_ceil(per_page) as u64, "row pages packed full");
+    // The tail hint followed the list to its last page.
+    let list = Mih::open(&store).unwrap().meta.row_list.unwrap();
+    let mut last = list.head;
+    while RowPage::next(store.read(last).page()) != INVALID_BLOCK {
+        last = RowPage::next(store.read(last).page());
+    }
+    assert_eq!(list.tail, last);
+
+    let mut rng = StdRng::seed_from_u64(5);
+    let queries: Vec<Vec<u8>> = (0..5).map(|_| random_code(&mut rng, 64)).collect();
+    mih.meta.probe_budget = 0; // read at once: the row list only
+    for q in &queries {
+        assert_eq!(knn(&mih, &codes, q, 40), brute(&codes, &vec![true; n], q, 40));
+    }
+    // Vacuum removes every third row from the tables and the list alike.
+    let live: Vec<bool> = (0..n).map(|i| i % 3 != 0).collect();
+    let row = |t: Tid| t.block as usize * 100 + t.offset as usize - 1;
+    mih.bulk_delete(|t| !live[row(t)]).unwrap();
+    let report = mih.check().unwrap();
+    assert_eq!((report.rows, report.partial_entries), (live.iter().filter(|&&l| l).count() as u64, 0));
+    for q in &queries {
+        assert_eq!(knn(&mih, &codes, q, 40), brute(&codes, &live, q, 40));
+    }
+}
+
+#[test]
+fn an_index_of_format_2_reads_table_0() {
+    // Format 2 had no row list: its meta page (version 2) names none, and a read goes through
+    // table 0's buckets; inserts add nothing to a list.
+    let codes = dataset(12, 64, 2000, 0);
+    let store = MemStore::new();
+    build(&store, 64, &codes[..1500], None);
+    {
+        let mut g = store.write(0);
+        store.modify(&mut [&mut g], |pg| pg[0][meta_page::VERSION] = 2);
+    }
+    let mut mih = Mih::open(&store).unwrap();
+    assert_eq!(mih.meta.row_list, None);
+    for (i, c) in codes.iter().enumerate().skip(1500) {
+        mih.insert(c, tid(i)).unwrap();
+    }
+    let report = mih.check().unwrap();
+    assert_eq!((report.rows, report.partial_entries, report.row_pages), (2000, 0, 0));
+    mih.meta.probe_budget = 0;
+    let mut rng = StdRng::seed_from_u64(6);
+    for _ in 0..5 {
+        let q = random_code(&mut rng, 64);
+        assert_eq!(knn(&mih, &codes, &q, 30), brute(&codes, &vec![true; 2000], &q, 30));
     }
 }

@@ -1,4 +1,4 @@
-//! Vacuum: entries of dead rows removed from every chain; overflow pages left empty are unlinked
+//! Vacuum: entries of dead rows removed from every chain and from the row list; overflow pages left empty are unlinked
 //! and recycled, and pages that hold nothing are found again for the free space map.
 
 use super::index::Mih;
@@ -37,6 +37,7 @@ impl<S: PageStore> Mih<S> {
                 stats.pages_freed += freed;
             }
         }
+        self.vacuum_rows(&mut dead)?;
         Ok(stats)
     }
 

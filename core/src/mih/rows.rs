@@ -1,0 +1,165 @@
+//! The row list: every row once more, codes packed on row pages, each with a tid page (see
+//! [`super::layout::row_page`]), for a search that reads all the rows instead of probing. Its
+//! phases, one place: a read, an insert's append, VACUUM's removal, and what `check` collects.
+//!
+//! Locking: a row page, then its tid page; row pages one at a time, in list order. Row pages are
+//! never unlinked (VACUUM compacts them in place), so a reader needs no lock between two pages.
+//! The meta page's tail hint is moved with no other lock held.
+
+use super::index::Mih;
+use super::layout::{BlockNo, Bucket, Meta, MihError, RowList, RowPage, Tid, INVALID_BLOCK};
+use super::store::{PageGuard, PageStore};
+
+impl<S: PageStore> Mih<S> {
+    /// Calls `f(codes, tid)` for every page of rows: `codes` holds the
+    /// page's codes back to back and `tid(i)` reads the tid of code `i` (another page, locked only
+    /// when asked for). Reads the row list, or table 0's buckets in an index of format 2.
+    pub fn read_rows(
+        &self,
+        heads: &[BlockNo],
+        mut f: impl FnMut(&[u8], &mut dyn FnMut(usize) -> Tid),
+    ) -> Result<(), MihError> {
+        let Some(list) = self.meta.row_list else {
+            return self.read_table(heads, 0, |page| f(Bucket::codes(page, self.params()), &mut |i| Bucket::tid(page, i)));
+        };
+        let p = self.params();
+        let mut blk = list.head;
+        let mut walk = Walk::new(&self.store);
+        while blk != INVALID_BLOCK {
+            let g = self.read_row_page(blk, &mut walk)?;
+            let mut tids: Option<S::Guard> = None;
+            let tids_blk = RowPage::tids_block(g.page());
+            f(RowPage::codes(g.page(), p), &mut |i| {
+                RowPage::tid(tids.get_or_insert_with(|| self.store.read(tids_blk)).page(), i)
+            });
+            // Checked after the fact (the tids were read within the page, whatever it holds):
+            // a wrong page fails the search.
+            if let Some(t) = &tids {
+                RowPage::check_tids(t.page(), g.page(), blk)?;
+            }
+            blk = RowPage::next(g.page());
+        }
+        Ok(())
+    }
+
+    /// Block `blk` of the row list, read-locked and checked.
+    fn read_row_page(&self, blk: BlockNo, walk: &mut Walk) -> Result<S::Guard, MihError> {
+        walk.step(&self.store, blk)?;
+        let g = self.store.read(blk);
+        RowPage::check(g.page(), self.params(), blk)?;
+        Ok(g)
+    }
+
+    /// Appends a row to the row list's last page, or to a new pair of pages linked from it in the
+    /// same WAL record (then the meta page's tail hint moves to it). Nothing in an index of
+    /// format 2.
+    pub(crate) fn append_row(&self, code: &[u8], tid: Tid) -> Result<(), MihError> {
+        let Some(list) = self.meta.row_list else { return Ok(()) };
+        let p = self.params();
+        let mut blk = list.tail;
+        let mut walk = Walk::new(&self.store);
+        loop {
+            walk.step(&self.store, blk)?;
+            let mut g = self.store.write(blk);
+            RowPage::check(g.page(), p, blk)?;
+            let next = RowPage::next(g.page());
+            if next != INVALID_BLOCK {
+                blk = next; // the hint lags: follow the list
+                continue;
+            }
+            if RowPage::count(g.page()) < p.row_capacity() {
+                let mut t = self.store.write(RowPage::tids_block(g.page()));
+                RowPage::check_tids(t.page(), g.page(), blk)?;
+                self.store.modify(&mut [&mut g, &mut t], |pg| {
+                    let [rows, tids] = pg else { unreachable!() };
+                    RowPage::push(rows, tids, p, code, tid)
+                });
+                return Ok(());
+            }
+            let (mut rows, mut tids) = (self.store.allocate(), self.store.allocate());
+            let (rows_blk, tids_blk) = (rows.block(), tids.block());
+            self.store.modify(&mut [&mut g, &mut rows, &mut tids], |pg| {
+                let [last, rows, tids] = pg else { unreachable!() };
+                RowPage::init(rows, tids, rows_blk, tids_blk);
+                RowPage::push(rows, tids, p, code, tid);
+                RowPage::set_next(last, rows_blk);
+            });
+            drop((g, rows, tids));
+            let m = p.m();
+            let mut meta = self.store.write(0);
+            self.store.modify(&mut [&mut meta], |pg| Meta::set_row_tail(pg[0], m, rows_blk));
+            return Ok(());
+        }
+    }
+
+    /// Removes the rows whose tid is `dead` from the row list; returns how many went.
+    pub(crate) fn vacuum_rows(&self, dead: &mut impl FnMut(Tid) -> bool) -> Result<u64, MihError> {
+        let Some(list) = self.meta.row_list else { return Ok(0) };
+        let p = self.params();
+        let (mut blk, mut walk, mut removed) = (list.head, Walk::new(&self.store), 0u64);
+        while blk != INVALID_BLOCK {
+            walk.step(&self.store, blk)?;
+            let mut g = self.store.write(blk);
+            RowPage::check(g.page(), p, blk)?;
+            let mut t = self.store.write(RowPage::tids_block(g.page()));
+            RowPage::check_tids(t.page(), g.page(), blk)?;
+            let gone: Vec<Tid> =
+                (0..RowPage::count(t.page())).map(|i| RowPage::tid(t.page(), i)).filter(|&tid| dead(tid)).collect();
+            if !gone.is_empty() {
+                removed += self.store.modify(&mut [&mut g, &mut t], |pg| {
+                    let [rows, tids] = pg else { unreachable!() };
+                    RowPage::retain(rows, tids, p, |tid| gone.contains(&tid))
+                }) as u64;
+            }
+            blk = RowPage::next(g.page());
+        }
+        Ok(removed)
+    }
+
+    /// Every (tid, code) of the row list, and its pages (row and tid pages); `None` in an index
+    /// of format 2.
+    pub(crate) fn row_entries(&self) -> Result<Option<(Vec<(Tid, Vec<u8>)>, u64)>, MihError> {
+        let Some(RowList { head, .. }) = self.meta.row_list else { return Ok(None) };
+        let p = self.params();
+        let (mut blk, mut walk) = (head, Walk::new(&self.store));
+        let mut entries = Vec::new();
+        while blk != INVALID_BLOCK {
+            let g = self.read_row_page(blk, &mut walk)?;
+            let t = self.store.read(RowPage::tids_block(g.page()));
+            RowPage::check_tids(t.page(), g.page(), blk)?;
+            for (i, c) in RowPage::codes(g.page(), p).chunks_exact(p.code_bytes()).enumerate() {
+                if !crate::code::padding_is_clear(p.nbits, c) {
+                    return Err(MihError::Corrupt(format!("row page {blk}: code with padding bits set")));
+                }
+                entries.push((RowPage::tid(t.page(), i), c.to_vec()));
+            }
+            blk = RowPage::next(g.page());
+        }
+        Ok(Some((entries, 2 * walk.pages as u64)))
+    }
+}
+
+/// A walk along the row list: a block past the relation's end, or more pages than it has (a
+/// loop), is corruption. The relation's size is asked again only then (PostgreSQL's answer is
+/// a system call, and inserts may extend the list during the walk).
+struct Walk {
+    nblocks: BlockNo,
+    pages: u32,
+}
+
+impl Walk {
+    fn new(store: &impl PageStore) -> Walk {
+        Walk { nblocks: store.nblocks(), pages: 0 }
+    }
+
+    fn step(&mut self, store: &impl PageStore, blk: BlockNo) -> Result<(), MihError> {
+        self.pages += 1;
+        if blk >= self.nblocks || self.pages > self.nblocks {
+            self.nblocks = store.nblocks();
+            if blk >= self.nblocks || self.pages > self.nblocks {
+                return Err(MihError::Corrupt(format!("the row list leads to block {blk}, or loops")));
+            }
+        }
+        Ok(())
+    }
+}
