@@ -4,7 +4,9 @@
 //! `ambuild` writes the pages through [`PageStore::append_built`] and WAL-logs them in bulk.
 
 use super::index::Mih;
-use super::layout::{dir_init, dir_set, BlockNo, Bucket, Meta, MihError, Params, RowList, RowPage, Tid, BLOCK_SIZE};
+use super::layout::{
+    dir_init, dir_set, BlockNo, Bucket, Meta, MihError, Params, RowList, RowPage, Tid, BLOCK_SIZE,
+};
 use super::layout::{DIR_SLOTS_PER_PAGE, INVALID_BLOCK};
 use super::store::PageStore;
 

@@ -770,8 +770,6 @@ impl Bucket {
     }
 }
 
-/// A page that holds nothing: never initialised (a crash after extending the relation) or
-/// unlinked by VACUUM. Such pages are handed out again for new bucket pages.
 // ---- row list pages --------------------------------------------------------------------------
 
 /// A row page and its tid page, viewed through the index parameters.
@@ -868,7 +866,8 @@ impl RowPage {
             if w != r {
                 let (from, to) = (row_page::CODES + r * cb, row_page::CODES + w * cb);
                 rows.copy_within(from..from + cb, to);
-                let (from, to) = (row_page::TID_ENTRIES + r * TID_BYTES, row_page::TID_ENTRIES + w * TID_BYTES);
+                let (from, to) =
+                    (row_page::TID_ENTRIES + r * TID_BYTES, row_page::TID_ENTRIES + w * TID_BYTES);
                 tids.copy_within(from..from + TID_BYTES, to);
             }
             w += 1;
@@ -878,6 +877,8 @@ impl RowPage {
     }
 }
 
+/// A page that holds nothing: never initialised (a crash after extending the relation) or
+/// unlinked by VACUUM. Such pages are handed out again for new bucket pages.
 pub fn is_free(page: &[u8]) -> bool {
     let kind = rd16(page, KIND);
     kind == KIND_FREE || kind == 0 && page[PAGE_HEADER..bucket_page::ENTRIES].iter().all(|&b| b == 0)
@@ -943,7 +944,10 @@ mod tests {
         assert_eq!(Meta::read(&page).unwrap(), Meta { probe_budget_top100: None, ..meta.clone() });
         // Format 2 had no row list (and pd_lower ended after the bounds).
         page[26] = 2;
-        assert_eq!(Meta::read(&page).unwrap(), Meta { probe_budget_top100: None, row_list: None, ..meta.clone() });
+        assert_eq!(
+            Meta::read(&page).unwrap(),
+            Meta { probe_budget_top100: None, row_list: None, ..meta.clone() }
+        );
         page[26] = 4;
         assert!(Meta::read(&page).is_err(), "a newer format is refused");
 
@@ -993,7 +997,9 @@ mod tests {
         assert_eq!(&tids[32..44], &[0x0D, 0x0C, 0x0B, 0x0A, 0x0F, 0x0E, 0x04, 0x03, 0x02, 0x01, 0x06, 0x05]);
         assert_eq!((le16(&tids, 12), le16(&tids, 14)), (44, 8192));
         assert!(RowPage::check(&rows, &params, 40).is_ok() && RowPage::check_tids(&tids, &rows, 40).is_ok());
-        assert!(RowPage::check_tids(&tids, &rows, 39).is_err() && RowPage::check(&tids, &params, 41).is_err());
+        assert!(
+            RowPage::check_tids(&tids, &rows, 39).is_err() && RowPage::check(&tids, &params, 41).is_err()
+        );
         assert_eq!(params.row_capacity(), (8192 - 24 - 16) / 16);
         assert_eq!(RowPage::retain(&mut rows, &mut tids, &params, |t| t.offset == 0x0E0F), 1);
         assert_eq!((RowPage::count(&rows), RowPage::count(&tids), &rows[40..56]), (1, 1, &low[..]));

@@ -20,7 +20,9 @@ impl<S: PageStore> Mih<S> {
         mut f: impl FnMut(&[u8], &mut dyn FnMut(usize) -> Tid),
     ) -> Result<(), MihError> {
         let Some(list) = self.meta.row_list else {
-            return self.read_table(heads, 0, |page| f(Bucket::codes(page, self.params()), &mut |i| Bucket::tid(page, i)));
+            return self.read_table(heads, 0, |page| {
+                f(Bucket::codes(page, self.params()), &mut |i| Bucket::tid(page, i))
+            });
         };
         let p = self.params();
         let mut blk = list.head;
@@ -103,8 +105,10 @@ impl<S: PageStore> Mih<S> {
             RowPage::check(g.page(), p, blk)?;
             let mut t = self.store.write(RowPage::tids_block(g.page()));
             RowPage::check_tids(t.page(), g.page(), blk)?;
-            let gone: Vec<Tid> =
-                (0..RowPage::count(t.page())).map(|i| RowPage::tid(t.page(), i)).filter(|&tid| dead(tid)).collect();
+            let gone: Vec<Tid> = (0..RowPage::count(t.page()))
+                .map(|i| RowPage::tid(t.page(), i))
+                .filter(|&tid| dead(tid))
+                .collect();
             if !gone.is_empty() {
                 removed += self.store.modify(&mut [&mut g, &mut t], |pg| {
                     let [rows, tids] = pg else { unreachable!() };
@@ -118,7 +122,7 @@ impl<S: PageStore> Mih<S> {
 
     /// Every (tid, code) of the row list, and its pages (row and tid pages); `None` in an index
     /// of format 2.
-    pub(crate) fn row_entries(&self) -> Result<Option<(Vec<(Tid, Vec<u8>)>, u64)>, MihError> {
+    pub(crate) fn row_entries(&self) -> Result<Option<(Entries, u64)>, MihError> {
         let Some(RowList { head, .. }) = self.meta.row_list else { return Ok(None) };
         let p = self.params();
         let (mut blk, mut walk) = (head, Walk::new(&self.store));
@@ -138,6 +142,9 @@ impl<S: PageStore> Mih<S> {
         Ok(Some((entries, 2 * walk.pages as u64)))
     }
 }
+
+/// Rows as `check` lists them: (tid, code).
+pub(crate) type Entries = Vec<(Tid, Vec<u8>)>;
 
 /// A walk along the row list: a block past the relation's end, or more pages than it has (a
 /// loop), is corruption. The relation's size is asked again only then (PostgreSQL's answer is

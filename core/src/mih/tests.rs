@@ -524,7 +524,9 @@ fn corrupt_pages_are_errors_not_panics() {
         (
             "row page count",
             Box::new(rows_head),
-            Box::new(|pg, p| pg[row_page::COUNT..][..2].copy_from_slice(&(p.row_capacity() as u16 + 1).to_le_bytes())),
+            Box::new(|pg, p| {
+                pg[row_page::COUNT..][..2].copy_from_slice(&(p.row_capacity() as u16 + 1).to_le_bytes())
+            }),
         ),
         ("tid page owner", Box::new(its_tids), Box::new(|pg, _| pg[row_page::OWNER] ^= 1)),
     ];
