@@ -9,6 +9,7 @@
 use super::index::Mih;
 use super::layout::{BlockNo, Bucket, Meta, MihError, RowList, RowPage, Tid, INVALID_BLOCK};
 use super::store::{PageGuard, PageStore};
+use super::vacuum::DeadTids;
 
 impl<S: PageStore> Mih<S> {
     /// Calls `f(codes, tid)` for every page of rows: `codes` holds the
@@ -105,14 +106,12 @@ impl<S: PageStore> Mih<S> {
             RowPage::check(g.page(), p, blk)?;
             let mut t = self.store.write(RowPage::tids_block(g.page()));
             RowPage::check_tids(t.page(), g.page(), blk)?;
-            let gone: Vec<Tid> = (0..RowPage::count(t.page()))
-                .map(|i| RowPage::tid(t.page(), i))
-                .filter(|&tid| dead(tid))
-                .collect();
+            let gone =
+                DeadTids::among((0..RowPage::count(t.page())).map(|i| RowPage::tid(t.page(), i)), dead);
             if !gone.is_empty() {
                 removed += self.store.modify(&mut [&mut g, &mut t], |pg| {
                     let [rows, tids] = pg else { unreachable!() };
-                    RowPage::retain(rows, tids, p, |tid| gone.contains(&tid))
+                    RowPage::retain(rows, tids, p, |tid| gone.contains(tid))
                 }) as u64;
             }
             blk = RowPage::next(g.page());

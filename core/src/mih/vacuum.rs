@@ -54,7 +54,7 @@ impl<S: PageStore> Mih<S> {
         Bucket::check(h.page(), p, t, b)?;
         let gone = dead_entries(h.page(), p, dead);
         if !gone.is_empty() {
-            self.store.modify(&mut [&mut h], |pg| Bucket::retain(pg[0], p, |tid| gone.contains(&tid)));
+            self.store.modify(&mut [&mut h], |pg| Bucket::retain(pg[0], p, |tid| gone.contains(tid)));
         }
         removed += gone.len() as u64;
         kept += Bucket::count(h.page()) as u64;
@@ -81,7 +81,7 @@ impl<S: PageStore> Mih<S> {
                 continue;
             }
             if !gone.is_empty() {
-                self.store.modify(&mut [&mut cur], |pg| Bucket::retain(pg[0], p, |tid| gone.contains(&tid)));
+                self.store.modify(&mut [&mut cur], |pg| Bucket::retain(pg[0], p, |tid| gone.contains(tid)));
             }
             kept += Bucket::count(cur.page()) as u64;
             prev = Some(cur);
@@ -97,6 +97,31 @@ impl<S: PageStore> Mih<S> {
     }
 }
 
-fn dead_entries(page: &[u8], p: &Params, dead: &mut impl FnMut(Tid) -> bool) -> Vec<Tid> {
-    (0..Bucket::count(page)).map(|i| Bucket::entry(page, p, i).1).filter(|&tid| dead(tid)).collect()
+fn dead_entries(page: &[u8], p: &Params, dead: &mut impl FnMut(Tid) -> bool) -> DeadTids {
+    DeadTids::among((0..Bucket::count(page)).map(|i| Bucket::entry(page, p, i).1), dead)
+}
+
+/// The tids of a page's dead rows, sorted: `retain` asks about each row of the page, by a binary
+/// search (a row page holds ~1,000 rows, all of which may be dead).
+pub(crate) struct DeadTids(Vec<Tid>);
+
+impl DeadTids {
+    /// Those of `tids` that `dead` names.
+    pub(crate) fn among(tids: impl Iterator<Item = Tid>, dead: &mut impl FnMut(Tid) -> bool) -> DeadTids {
+        let mut gone: Vec<Tid> = tids.filter(|&tid| dead(tid)).collect();
+        gone.sort_unstable();
+        DeadTids(gone)
+    }
+
+    pub(crate) fn contains(&self, tid: Tid) -> bool {
+        self.0.binary_search(&tid).is_ok()
+    }
+
+    pub(crate) fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    pub(crate) fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
 }
