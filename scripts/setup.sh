@@ -61,7 +61,8 @@ fi
 if [ "$stale_pgrx_config" = 1 ] || ! grep -qsx "$PGRX_PG = \"$PG_CONFIG\"" "$pgrx_config"; then
   init_args=(--pg15 /usr/lib/postgresql/15/bin/pg_config)
   for v in 17 18; do
-    p=$(sed -n "s/^pg$v = \"\(.*\)\"\$/\1/p" "$pgrx_config" 2>/dev/null)
+    # (No list yet on a new machine: sed fails, and set -e must not end the set-up there.)
+    p=$(sed -n "s/^pg$v = \"\(.*\)\"\$/\1/p" "$pgrx_config" 2>/dev/null || true)
     [ "$v" = "$JDSH_PG" ] && p=$PG_CONFIG
     if [ -n "$p" ] && [ -x "$p" ]; then init_args+=("--pg$v" "$p"); fi
   done
