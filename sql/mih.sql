@@ -68,4 +68,4 @@ CREATE FUNCTION jdsh.mih_info(index regclass)
                    probe_budget_top100 integer)
     AS 'MODULE_PATHNAME', 'mih_info_wrapper' LANGUAGE C STRICT STABLE PARALLEL RESTRICTED;
 COMMENT ON FUNCTION jdsh.mih_info(regclass) IS
-    'layout of a mih index: substrings (hash tables) and their bits, buckets, rows at build, what chose the number of substrings, and the probe budget (percent of a whole-table read a search may spend probing before it reads instead; probe_budget_top100: the budget once a search has returned 10 rows and is asked for more, NULL for none)';
+    'layout of a mih index: substrings (hash tables) and their bits, buckets, the rows they were written for (at build, or at the VACUUM that chose them again once the index held twice as many), what chose the number of substrings, and the probe budget (percent of a whole-table read a search may spend probing before it reads instead; probe_budget_top100: the budget once a search has returned 10 rows and is asked for more, NULL for none)';

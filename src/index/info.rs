@@ -1,8 +1,10 @@
 //! `jdsh.mih_info(index)`: how an index is laid out — its number of substrings (hash tables),
-//! their lengths, the buckets per table, the rows at build — and what chose the number of
-//! substrings: the `substrings` option, the rule (small tables), or the build's measurement of
-//! the codes (`jdsh_core::mih::tune`); and the probe budgets the build chose (for the first 10
-//! rows of a search, and past them; NULL where it chose none: an older or a small index).
+//! their lengths, the buckets per table, the rows they were written for (at build, or at the
+//! retune of a VACUUM once the index had twice as many: `jdsh_core::mih::retune`) — and what
+//! chose the number of substrings: the `substrings` option, the rule (small tables), or the
+//! measurement of the codes by the build or a retune (`jdsh_core::mih::tune`); and the probe
+//! budgets chosen with it (for the first 10 rows of a search, and past them; NULL where none
+//! was chosen: an older or a small index).
 
 use jdsh_core::mih::tune;
 use pgrx::prelude::*;
@@ -41,12 +43,18 @@ fn mih_info(
     let mih = super::open(rel);
     let p = mih.params();
     let built = mih.meta.built_rows;
+    // A build puts the directory at block 1, a retune where its new blocks start.
+    let (by, at) = if mih.meta.tables.dir_start == 1 {
+        ("the build", "build")
+    } else {
+        ("a retune at VACUUM", "retune")
+    };
     let chosen_by = match options::of(rel).0 {
         Some(_) => "the substrings option".to_string(),
         None if (built as usize) < tune::MIN_ROWS => {
-            format!("the rule: code bits / log2(rows) (fewer than {} rows at build)", tune::MIN_ROWS)
+            format!("the rule: code bits / log2(rows) (fewer than {} rows at {at})", tune::MIN_ROWS)
         }
-        None => format!("the build, from the codes' {}-NN distances", tune::TUNE_K),
+        None => format!("{by}, from the codes' {}-NN distances", tune::TUNE_K),
     };
     TableIterator::once((
         p.m() as i32,

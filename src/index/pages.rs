@@ -147,7 +147,12 @@ impl PageStore for PgStore {
     }
 
     fn write(&self, blk: BlockNo) -> PgGuard {
-        self.lock(blk, pg_sys::BUFFER_LOCK_EXCLUSIVE)
+        let mut g = self.lock(blk, pg_sys::BUFFER_LOCK_EXCLUSIVE);
+        // A block never initialised (a retune's reserved block, freed after a crash) is formatted
+        // by the first `modify`, as an allocated one is: a page header of zeros is no valid page.
+        // SAFETY: the guard holds the buffer pinned and locked.
+        g.fresh = unsafe { pg_sys::PageIsNew(pg_sys::BufferGetPage(g.buf)) };
+        g
     }
 
     fn allocate(&self) -> PgGuard {
@@ -220,6 +225,62 @@ impl PageStore for PgStore {
             }
         }
         g.blk
+    }
+
+    fn reserve(&self, count: u32) -> BlockNo {
+        // SAFETY: `rel` is open (module doc). While this backend holds the extension lock, no
+        // other extends the relation, so the new blocks are consecutive (checked).
+        unsafe {
+            pg_sys::LockRelationForExtension(self.rel, pg_sys::ExclusiveLock as pg_sys::LOCKMODE);
+            let first = self.nblocks();
+            for i in 0..count {
+                let buf = self.pin(pg_sys::InvalidBlockNumber);
+                let blk = pg_sys::BufferGetBlockNumber(buf);
+                pg_sys::ReleaseBuffer(buf);
+                if blk != first + i {
+                    pgrx::error!("mih: extending the index gave block {blk}, not {}", first + i);
+                }
+            }
+            pg_sys::UnlockRelationForExtension(self.rel, pg_sys::ExclusiveLock as pg_sys::LOCKMODE);
+            first
+        }
+    }
+
+    fn write_built(&self, blk: BlockNo, image: &[u8]) {
+        let g = self.lock(blk, pg_sys::BUFFER_LOCK_EXCLUSIVE);
+        // SAFETY: the guard holds the buffer pinned and exclusively locked: this backend alone
+        // writes its BLOCK_SIZE bytes, and no slice of it is alive elsewhere.
+        unsafe {
+            let page = pg_sys::BufferGetPage(g.buf);
+            pg_sys::PageInit(page, BLOCK_SIZE, 0);
+            layout::copy_contents(std::slice::from_raw_parts_mut(page as *mut u8, BLOCK_SIZE), image);
+            pg_sys::MarkBufferDirty(g.buf);
+        }
+    }
+
+    fn log_built(&self, first: BlockNo, count: u32) {
+        if self.needs_wal() {
+            // SAFETY: `rel` is open; the blocks exist (reserved) and hold initialised pages.
+            unsafe { pg_sys::log_newpage_range(self.rel, self.fork, first, first + count, true) };
+        }
+    }
+
+    /// The next transaction id: every snapshot taken before now has its xmin at or before it.
+    fn stamp(&self) -> u64 {
+        // SAFETY: reads shared state under its lock.
+        unsafe { pg_sys::ReadNextFullTransactionId().value }
+    }
+
+    /// No snapshot (of any backend, or of a standby with hot_standby_feedback) is as old as
+    /// `stamp`: nbtree's rule for recycling deleted pages (BTPageIsRecyclable).
+    fn stamp_passed(&self, stamp: u64) -> bool {
+        // SAFETY: a null relation asks about the shared horizon.
+        unsafe {
+            pg_sys::GlobalVisCheckRemovableFullXid(
+                std::ptr::null_mut(),
+                pg_sys::FullTransactionId { value: stamp },
+            )
+        }
     }
 
     fn nblocks(&self) -> BlockNo {

@@ -1,9 +1,13 @@
 //! `ambulkdelete` / `amvacuumcleanup`: drop entries of dead rows, unlink emptied overflow pages
-//! and hand them (and any page left free by a crash) to the free space map.
+//! and hand them (and any page left free by a crash) to the free space map; choose and write the
+//! tables again for an index that has grown (`jdsh_core::mih::retune`), and free what an earlier
+//! such retune left once no scan can read it.
 
 use pgrx::pg_sys;
 
-use super::{open, report, to_item_pointer};
+use pgrx::{PgLogLevel, PgSqlErrorCode};
+
+use super::{open, options, report, to_item_pointer};
 
 /// The statistics PostgreSQL passed, or new zeroed ones (in the current memory context).
 ///
@@ -68,13 +72,47 @@ pub unsafe extern "C-unwind" fn amvacuumcleanup(
             (*stats).num_index_tuples = (*info).num_heap_tuples;
             (*stats).estimated_count = (*info).estimated_count;
         }
-        let mih = open(index);
+        let mut mih = open(index);
+        let built = mih.meta.built_rows;
+        let level = (*info).message_level;
+        // What an earlier retune left: blocks it reserved and never switched to (an error or a
+        // crash), then tables it replaced, once no scan can still read them. Before the search
+        // for free blocks below, so that the blocks freed are found, and none of a retune's
+        // reserved blocks is handed out while it still names them.
+        let reserved = mih.free_reserved().unwrap_or_else(|e| report(e));
+        if reserved > 0 {
+            pgrx::ereport!(
+                PgLogLevel::from(level),
+                PgSqlErrorCode::ERRCODE_SUCCESSFUL_COMPLETION,
+                format!("mih: freed {reserved} blocks of a retune cut short")
+            );
+        }
+        let retired = mih.free_retired().unwrap_or_else(|e| report(e));
         let free = mih.free_blocks();
         for &blk in &free {
             pg_sys::RecordFreeIndexPage(index, blk);
         }
         pg_sys::IndexFreeSpaceMapVacuum(index);
         (*stats).pages_free = free.len() as u32;
+        (*stats).pages_deleted += retired as u32;
+        // An index that has grown to twice the rows its tables were chosen for gets new ones.
+        let rows = (*stats).num_index_tuples.max(0.0) as u64;
+        if mih.outgrown(rows) {
+            let (forced_m, _) = options::of(index);
+            let done = mih
+                .retune(forced_m, |_| {
+                    pgrx::check_for_interrupts!();
+                })
+                .unwrap_or_else(|e| report(e));
+            pgrx::ereport!(
+                PgLogLevel::from(level),
+                PgSqlErrorCode::ERRCODE_SUCCESSFUL_COMPLETION,
+                format!(
+                    "mih: tables chosen again for {} rows (tuned for {} before): {} substrings (were {}), {} blocks written, {} rows added while writing",
+                    done.rows, built, done.m, done.m_before, done.pages, done.caught_up
+                )
+            );
+        }
         (*stats).num_pages = pg_sys::RelationGetNumberOfBlocksInFork(index, pg_sys::ForkNumber::MAIN_FORKNUM);
         stats
     }

@@ -1,11 +1,11 @@
 //! Build: a whole index written in block order (meta, directory, each table's buckets with
 //! their entries sorted by substring value, then the row list, packed full) from codes collected
-//! beforehand. The extension's
+//! beforehand. [`TablePlan`] lays out and writes the tables (a retune writes new ones with it). The extension's
 //! `ambuild` writes the pages through [`PageStore::append_built`] and WAL-logs them in bulk.
 
 use super::index::Mih;
 use super::layout::{
-    dir_init, dir_set, BlockNo, Bucket, Meta, MihError, Params, RowList, RowPage, Tid, BLOCK_SIZE,
+    dir_init, dir_set, BlockNo, Bucket, Meta, MihError, Params, RowList, RowPage, Tables, Tid, BLOCK_SIZE,
 };
 use super::layout::{DIR_SLOTS_PER_PAGE, INVALID_BLOCK};
 use super::store::PageStore;
@@ -24,93 +24,40 @@ impl<S: PageStore> Mih<S> {
         probe_budget_top100: Option<u16>,
         codes: &[u8],
         tids: &[Tid],
-        mut progress: impl FnMut(u64),
+        progress: impl FnMut(u64),
     ) -> Result<Self, MihError> {
         let cb = params.code_bytes();
         let n = tids.len();
         debug_assert_eq!(codes.len(), n * cb);
-        let code = |i: usize| &codes[i * cb..(i + 1) * cb];
-        let (m, nb) = (params.m(), params.nbuckets as usize);
+        let plan = TablePlan::new(&params, codes, 1);
 
-        // Pass 1: how many entries each bucket gets, hence every head block.
-        let mut counts = vec![0u32; params.dir_slots()];
-        for i in 0..n {
-            for t in 0..m {
-                let b = params.bucket(t, params.substring(t, code(i)));
-                counts[t as usize * nb + b as usize] += 1;
-            }
-        }
-        let mut heads = vec![INVALID_BLOCK; counts.len()];
-        let mut next = 1 + params.dir_pages();
-        for (slot, &c) in counts.iter().enumerate() {
-            if c > 0 {
-                heads[slot] = next;
-                next += params.build_pages(c as usize) as BlockNo;
-            }
-        }
-
-        // The row list after the buckets: row page i and its tid page at blocks `next + 2 i` and
+        // The row list after the tables: row page i and its tid page at blocks `end + 2 i` and
         // the one after; one empty pair for an empty table, where inserts start.
         let per_row_page = params.row_capacity();
         let row_pages = n.div_ceil(per_row_page).max(1) as BlockNo;
-        let row_list = RowList { head: next, tail: next + 2 * (row_pages - 1) };
+        let row_list = RowList { head: plan.end, tail: plan.end + 2 * (row_pages - 1) };
         let meta = Meta {
             params: params.clone(),
             built_rows: n as u64,
             probe_budget,
             probe_budget_top100,
             row_list: Some(row_list),
+            tables: Tables::built(plan.end + 2 * row_pages),
         };
         let mut image = vec![0u8; BLOCK_SIZE];
         meta.write(&mut image);
         expect_block(store.append_built(&image), 0)?;
-        for d in 0..params.dir_pages() {
-            image.fill(0);
-            let first = d as usize * DIR_SLOTS_PER_PAGE;
-            dir_init(&mut image, first as u32);
-            for (s, &h) in heads.iter().skip(first).take(DIR_SLOTS_PER_PAGE).enumerate() {
-                dir_set(&mut image, s, h);
-            }
-            expect_block(store.append_built(&image), 1 + d)?;
-        }
-
-        // Pass 2, table by table: sort by (bucket, value) and write the chains.
-        let mut order: Vec<(u32, u64, u32)> = Vec::with_capacity(n);
-        for t in 0..m {
-            order.clear();
-            order.extend((0..n).map(|i| {
-                let v = params.substring(t, code(i));
-                (params.bucket(t, v), v, i as u32)
-            }));
-            order.sort_unstable();
-            let mut at = 0;
-            while at < n {
-                let b = order[at].0;
-                let end = at + order[at..].iter().take_while(|e| e.0 == b).count();
-                // Entries spread evenly over the bucket's pages.
-                let per_page = (end - at).div_ceil(params.build_pages(end - at));
-                let chunks: Vec<&[(u32, u64, u32)]> = order[at..end].chunks(per_page).collect();
-                let head = heads[t as usize * nb + b as usize];
-                for (c, chunk) in chunks.iter().enumerate() {
-                    image.fill(0);
-                    Bucket::init(&mut image, t, b);
-                    for &(_, _, i) in chunk.iter() {
-                        Bucket::push(&mut image, &params, code(i as usize), tids[i as usize]);
-                    }
-                    let blk = head + c as BlockNo;
-                    if c + 1 < chunks.len() {
-                        Bucket::set_next(&mut image, blk + 1);
-                    }
-                    Bucket::seal(&mut image, &params);
-                    expect_block(store.append_built(&image), blk)?;
-                }
-                at = end;
-            }
-            progress((t as u64 + 1) * n as u64);
-        }
+        plan.write(
+            &params,
+            codes,
+            tids,
+            |blk, image| expect_block(store.append_built(image), blk),
+            progress,
+        )?;
 
         // Rows in a spread order, so that any stretch of the list, its first page included, is
         // an even sample of the table: a read guesses its band's end from its first pages.
+        let code = |i: usize| &codes[i * cb..(i + 1) * cb];
         let stride = spread_stride(n);
         let mut tids_image = vec![0u8; BLOCK_SIZE];
         for r in 0..row_pages {
@@ -130,6 +77,118 @@ impl<S: PageStore> Mih<S> {
             expect_block(store.append_built(&tids_image), blk + 1)?;
         }
         Ok(Mih { store, meta })
+    }
+}
+
+/// Where a build (or a retune, `super::retune`) puts the tables of some codes: the directory
+/// from block `first`, then each table's buckets, each bucket's pages in a run.
+pub(crate) struct TablePlan {
+    /// The directory's first block.
+    pub first: BlockNo,
+    /// The head block of each (table, bucket) slot.
+    heads: Vec<BlockNo>,
+    /// The block after the last.
+    pub end: BlockNo,
+}
+
+impl TablePlan {
+    /// Counts how many entries each bucket gets, hence every head block.
+    pub fn new(params: &Params, codes: &[u8], first: BlockNo) -> TablePlan {
+        let cb = params.code_bytes();
+        let nb = params.nbuckets as usize;
+        let mut counts = vec![0u32; params.dir_slots()];
+        for c in codes.chunks_exact(cb) {
+            for t in 0..params.m() {
+                let b = params.bucket(t, params.substring(t, c));
+                counts[t as usize * nb + b as usize] += 1;
+            }
+        }
+        let mut heads = vec![INVALID_BLOCK; counts.len()];
+        let mut next = first + params.dir_pages();
+        for (slot, &c) in counts.iter().enumerate() {
+            if c > 0 {
+                heads[slot] = next;
+                next += params.build_pages(c as usize) as BlockNo;
+            }
+        }
+        TablePlan { first, heads, end: next }
+    }
+
+    pub fn pages(&self) -> u32 {
+        self.end - self.first
+    }
+
+    /// The same tables from block `first` on.
+    pub fn moved_to(mut self, first: BlockNo) -> TablePlan {
+        for h in self.heads.iter_mut().filter(|h| **h != INVALID_BLOCK) {
+            *h = *h - self.first + first;
+        }
+        self.end = self.end - self.first + first;
+        self.first = first;
+        self
+    }
+
+    /// Writes the directory, then table by table each bucket's entries sorted by substring
+    /// value, through `write(block, image)`, in block order; `progress` is told the entries
+    /// written after each table.
+    pub fn write(
+        &self,
+        params: &Params,
+        codes: &[u8],
+        tids: &[Tid],
+        mut write: impl FnMut(BlockNo, &[u8]) -> Result<(), MihError>,
+        mut progress: impl FnMut(u64),
+    ) -> Result<(), MihError> {
+        let cb = params.code_bytes();
+        let n = tids.len();
+        let code = |i: usize| &codes[i * cb..(i + 1) * cb];
+        let (m, nb) = (params.m(), params.nbuckets as usize);
+        let mut image = vec![0u8; BLOCK_SIZE];
+        for d in 0..params.dir_pages() {
+            image.fill(0);
+            let first = d as usize * DIR_SLOTS_PER_PAGE;
+            dir_init(&mut image, first as u32);
+            for (s, &h) in self.heads.iter().skip(first).take(DIR_SLOTS_PER_PAGE).enumerate() {
+                dir_set(&mut image, s, h);
+            }
+            write(self.first + d, &image)?;
+        }
+
+        // Table by table: sort by (bucket, value) and write the chains.
+        let mut order: Vec<(u32, u64, u32)> = Vec::with_capacity(n);
+        for t in 0..m {
+            order.clear();
+            order.extend((0..n).map(|i| {
+                let v = params.substring(t, code(i));
+                (params.bucket(t, v), v, i as u32)
+            }));
+            order.sort_unstable();
+            let mut at = 0;
+            while at < n {
+                let b = order[at].0;
+                let end = at + order[at..].iter().take_while(|e| e.0 == b).count();
+                // Entries spread evenly over the bucket's pages.
+                let per_page = (end - at).div_ceil(params.build_pages(end - at));
+                let chunks: Vec<&[(u32, u64, u32)]> = order[at..end].chunks(per_page).collect();
+                let head = self.heads[t as usize * nb + b as usize];
+                for (c, chunk) in chunks.iter().enumerate() {
+                    image.fill(0);
+                    Bucket::init(&mut image, t, b);
+                    for &(_, _, i) in chunk.iter() {
+                        Bucket::push(&mut image, params, code(i as usize), tids[i as usize]);
+                    }
+                    let blk = head + c as BlockNo;
+                    if c + 1 < chunks.len() {
+                        Bucket::set_next(&mut image, blk + 1);
+                    }
+                    Bucket::seal(&mut image, params);
+                    write(blk, &image)?;
+                }
+                at = end;
+            }
+            progress((t as u64 + 1) * n as u64);
+        }
+        Ok(())
     }
 }
 

@@ -34,13 +34,15 @@ impl<S: PageStore> Mih<S> {
         let mut report = CheckReport::default();
         let mut reference: Option<Vec<(Tid, Vec<u8>)>> = None;
         let mut total_entries = 0u64;
+        let dir_start = self.meta.tables.dir_start;
+        let directory = dir_start..dir_start + p.dir_pages();
         for t in 0..p.m() {
             let mut entries: Vec<(Tid, Vec<u8>)> = Vec::new();
             for b in 0..nb {
                 let mut next = heads[t as usize * nb + b];
                 let mut chain = 0u64;
                 while next != INVALID_BLOCK {
-                    if next >= self.store.nblocks() || next <= p.dir_pages() {
+                    if next >= self.store.nblocks() || next == 0 || directory.contains(&next) {
                         return Err(MihError::Corrupt(format!(
                             "chain of table {t}, bucket {b} points to block {next}"
                         )));

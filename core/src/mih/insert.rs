@@ -2,7 +2,7 @@
 //! page; a full chain grows by a page linked in the same atomic step that fills it.
 
 use super::index::Mih;
-use super::layout::{dir_check, dir_get, dir_set, BlockNo, Bucket, MihError, Tid, INVALID_BLOCK};
+use super::layout::{dir_check, dir_get, dir_set, BlockNo, Bucket, Meta, MihError, Tid, INVALID_BLOCK};
 use super::store::{PageGuard, PageStore};
 
 impl<S: PageStore> Mih<S> {
@@ -14,9 +14,30 @@ impl<S: PageStore> Mih<S> {
         Ok(())
     }
 
-    /// Adds one row: an entry in every table.
+    /// Adds one row: an entry in every table and one in the row list. The meta page stays
+    /// share-locked throughout, and its tables are read again under that lock: a retune switches
+    /// tables under an exclusive lock, so no insert is halfway into the tables it replaces
+    /// (`super::retune`).
     pub fn insert(&self, code: &[u8], tid: Tid) -> Result<(), MihError> {
         self.check_length(code)?;
+        let g = self.store.read(0);
+        let now = Mih { store: &self.store, meta: Meta::read(g.page())? };
+        now.insert_tables(code, tid)?;
+        let tail = now.append_row(code, tid)?;
+        drop(g);
+        if let Some(tail) = tail {
+            // A new last page of the row list: the meta page's tail hint follows it (with no
+            // other lock held; a hint that lags is followed along the list).
+            let mut meta = self.store.write(0);
+            let m = Meta::read(meta.page())?.params.m();
+            self.store.modify(&mut [&mut meta], |pg| Meta::set_row_tail(pg[0], m, tail));
+        }
+        Ok(())
+    }
+
+    /// Adds one row's entry to every table (a retune's catch-up adds rows this way to the
+    /// tables it writes).
+    pub(crate) fn insert_tables(&self, code: &[u8], tid: Tid) -> Result<(), MihError> {
         let p = self.params();
         for t in 0..p.m() {
             let b = p.bucket(t, p.substring(t, code));
@@ -26,13 +47,12 @@ impl<S: PageStore> Mih<S> {
             };
             self.insert_into_chain(head, t, b, code, tid)?;
         }
-        self.append_row(code, tid)
+        Ok(())
     }
 
     /// The head of (t, b); creates it holding the entry when the bucket is still empty.
     fn head_or_create(&self, t: u32, b: u32, code: &[u8], tid: Tid) -> Result<Option<BlockNo>, MihError> {
-        let p = self.params();
-        let (dblk, slot) = p.dir_location(t, b);
+        let (dblk, slot) = self.dir_location(t, b);
         let head = {
             let g = self.store.read(dblk);
             dir_check(g.page())?;

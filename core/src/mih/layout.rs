@@ -48,9 +48,11 @@ const KIND_BUCKET: u16 = 0x4D42; // "MB"
 const KIND_FREE: u16 = 0x4D46; // "MF": unlinked by VACUUM, waiting in the free space map
 const KIND_ROWS: u16 = 0x4D52; // "MR": codes of the row list
 const KIND_TIDS: u16 = 0x4D54; // "MT": the tids of a row page
+/// 4: tables that move: the directory's first block, and what a retune left behind, on the meta
+///    page (3 kept the directory at block 1, and still does until a retune moves it).
 /// 3: the row list (2 had none: its searches read table 0, and still do).
 /// 2: a bucket page keeps codes and tids in two arrays (1 interleaved them).
-pub const FORMAT_VERSION: u16 = 3;
+pub const FORMAT_VERSION: u16 = 4;
 /// The oldest format this build reads.
 const OLDEST_VERSION: u16 = 2;
 
@@ -88,6 +90,15 @@ const KIND: usize = PAGE_HEADER;
 ///   then, from the next multiple of 4 ([`meta_page::row_list`]; format 3 on):
 ///                   u32           the row list's first row page
 ///                   u32           a row page at or near its end (where inserts start looking)
+///   then (format 4 on; format 3 reads as directory at 1, blocks 0, nothing retired or reserved):
+///                   u32           the directory's first block (its pages follow it)
+///                   u32           the relation's size in blocks when the tables were written
+///                   u32           a retired directory's first block (`INVALID_BLOCK`: none)
+///                   u32           its pages
+///                   u64           the stamp after which no scan reads the retired tables
+///                   u32           the first block reserved by a retune not yet switched
+///                                 (`INVALID_BLOCK`: none)
+///                   u32           how many blocks it reserved
 ///                                 (`pd_lower` ends after it)
 /// ```
 pub mod meta_page {
@@ -108,9 +119,15 @@ pub mod meta_page {
     pub const fn row_list(m: usize) -> usize {
         (BOUNDS + 2 * (m + 1)).next_multiple_of(4)
     }
+    /// Where the tables' place and a retune's leftovers are (format 4), for `m` substrings.
+    pub const fn tables(m: usize) -> usize {
+        row_list(m) + 8
+    }
+    /// Bytes from [`tables`] to `pd_lower`.
+    pub const TABLES_BYTES: usize = 32;
 }
 
-/// A directory page (blocks 1..=D), offsets from the start of the page:
+/// A directory page (the D blocks from the one the meta page names: 1 until a retune), offsets from the start of the page:
 ///
 /// ```text
 /// PAGE_HEADER + 0  u16                        kind: KIND_DIR
@@ -326,10 +343,11 @@ impl Params {
         self.dir_slots().div_ceil(DIR_SLOTS_PER_PAGE) as u32
     }
 
-    /// Directory page and slot within it of table `t`, bucket `b`.
-    pub fn dir_location(&self, t: u32, b: u32) -> (BlockNo, usize) {
+    /// Directory page (counted from the directory's first) and slot within it of table `t`,
+    /// bucket `b`.
+    pub fn dir_location(&self, t: u32, b: u32) -> (u32, usize) {
         let slot = t as usize * self.nbuckets as usize + b as usize;
-        (1 + (slot / DIR_SLOTS_PER_PAGE) as u32, slot % DIR_SLOTS_PER_PAGE)
+        ((slot / DIR_SLOTS_PER_PAGE) as u32, slot % DIR_SLOTS_PER_PAGE)
     }
 
     /// Substring distances of `code` to the query's substrings (`qsub`).
@@ -425,6 +443,46 @@ pub struct Meta {
     pub probe_budget_top100: Option<u16>,
     /// The row list (`None` in an index of format 2, whose searches read table 0 instead).
     pub row_list: Option<RowList>,
+    /// Where the tables are, and what a retune left behind (`super::retune`).
+    pub tables: Tables,
+}
+
+/// The tables' place on the meta page: a retune writes new tables elsewhere and moves this.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Tables {
+    /// The directory's first block.
+    pub dir_start: BlockNo,
+    /// The relation's size when the tables were written (0: unknown, an index of format 3):
+    /// pages past it were added by inserts, which [`super::Mih::estimated_rows`] counts.
+    pub written_blocks: BlockNo,
+    /// Tables a retune replaced, freed by a VACUUM once no scan can still read them.
+    pub retired: Option<Retired>,
+    /// Blocks reserved by a retune that has not switched to them (a crash, an error): the next
+    /// VACUUM frees them.
+    pub reserved: Option<Reserved>,
+}
+
+impl Tables {
+    /// The tables of a build: directory at block 1.
+    pub fn built(written_blocks: BlockNo) -> Tables {
+        Tables { dir_start: 1, written_blocks, retired: None, reserved: None }
+    }
+}
+
+/// Tables a retune replaced: their directory, whose heads lead to every other page of theirs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Retired {
+    pub dir_start: BlockNo,
+    pub dir_pages: u32,
+    /// From [`super::PageStore::stamp`] at the switch.
+    pub stamp: u64,
+}
+
+/// A run of blocks reserved for new tables.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Reserved {
+    pub first: BlockNo,
+    pub count: u32,
 }
 
 /// Where the row list is: see [`row_page`].
@@ -463,7 +521,18 @@ impl Meta {
         let rows = self.row_list.unwrap_or(RowList { head: INVALID_BLOCK, tail: INVALID_BLOCK });
         wr32(page, list, rows.head);
         wr32(page, list + 4, rows.tail);
-        set_lower(page, list + 8 - PAGE_HEADER);
+        let at = meta_page::tables(p.m() as usize);
+        let t = &self.tables;
+        wr32(page, at, t.dir_start);
+        wr32(page, at + 4, t.written_blocks);
+        let r = t.retired.unwrap_or(Retired { dir_start: INVALID_BLOCK, dir_pages: 0, stamp: 0 });
+        wr32(page, at + 8, r.dir_start);
+        wr32(page, at + 12, r.dir_pages);
+        page[at + 16..at + 24].copy_from_slice(&r.stamp.to_le_bytes());
+        let v = t.reserved.unwrap_or(Reserved { first: INVALID_BLOCK, count: 0 });
+        wr32(page, at + 24, v.first);
+        wr32(page, at + 28, v.count);
+        set_lower(page, at + meta_page::TABLES_BYTES - PAGE_HEADER);
     }
 
     /// Moves the row list's tail hint on a meta page.
@@ -508,12 +577,37 @@ impl Meta {
         if row_list.is_some_and(|r| r.head == INVALID_BLOCK || r.tail == INVALID_BLOCK) {
             return Err(MihError::Corrupt("the meta page names no row list".into()));
         }
+        let tables = if version >= 4 {
+            let at = meta_page::tables(m as usize);
+            let stamp = u64::from_le_bytes(page[at + 16..at + 24].try_into().unwrap_or([0; 8]));
+            let (retired, reserved) = (rd32(page, at + 8), rd32(page, at + 24));
+            Tables {
+                dir_start: rd32(page, at),
+                written_blocks: rd32(page, at + 4),
+                retired: (retired != INVALID_BLOCK).then(|| Retired {
+                    dir_start: retired,
+                    dir_pages: rd32(page, at + 12),
+                    stamp,
+                }),
+                reserved: (reserved != INVALID_BLOCK)
+                    .then(|| Reserved { first: reserved, count: rd32(page, at + 28) }),
+            }
+        } else {
+            Tables::built(0)
+        };
+        if tables.dir_start == 0 || tables.dir_start == INVALID_BLOCK {
+            return Err(MihError::Corrupt(format!(
+                "the meta page puts the directory at block {}",
+                tables.dir_start
+            )));
+        }
         Ok(Meta {
             params,
             built_rows,
             probe_budget: rd16(page, meta_page::PROBE_BUDGET),
             probe_budget_top100,
             row_list,
+            tables,
         })
     }
 }
@@ -912,10 +1006,10 @@ mod tests {
         u32::from_le_bytes(page[at..at + 4].try_into().unwrap())
     }
 
-    /// The on-disk format of FORMAT_VERSION 3, at literal offsets: the named offsets must not
+    /// The on-disk format of FORMAT_VERSION 4, at literal offsets: the named offsets must not
     /// move a byte (a change needs a new FORMAT_VERSION).
     #[test]
-    fn format_version_3_is_pinned() {
+    fn format_version_4_is_pinned() {
         let params = Params { nbits: 100, bounds: vec![0, 33, 66, 100], nbuckets: 77, fillfactor: 85 };
         let mut page = vec![0xEEu8; BLOCK_SIZE];
         let meta = Meta {
@@ -924,31 +1018,58 @@ mod tests {
             probe_budget: 0x0C0D,
             probe_budget_top100: Some(0x0E0F),
             row_list: Some(RowList { head: 0x1112_1314, tail: 0x1516_1718 }),
+            tables: Tables {
+                dir_start: 0x2122_2324,
+                written_blocks: 0x2526_2728,
+                retired: Some(Retired {
+                    dir_start: 0x3132_3334,
+                    dir_pages: 0x3536_3738,
+                    stamp: 0x4142_4344_4546_4748,
+                }),
+                reserved: Some(Reserved { first: 0x5152_5354, count: 0x5556_5758 }),
+            },
         };
         meta.write(&mut page);
         assert_eq!(le16(&page, 24), 0x4D4D);
-        assert_eq!(le16(&page, 26), 3);
+        assert_eq!(le16(&page, 26), 4);
         assert_eq!((le32(&page, 28), le32(&page, 32), le32(&page, 36)), (100, 3, 77));
         assert_eq!((page[40], page[41], le16(&page, 42)), (85, 0, 0x0C0D));
         assert_eq!((le16(&page, 44), le16(&page, 46)), (0x0E10, 0), "the top-100 budget plus one");
         assert_eq!(u64::from_le_bytes(page[48..56].try_into().unwrap()), 0x0102_0304_0506_0708);
         assert_eq!([le16(&page, 56), le16(&page, 58), le16(&page, 60), le16(&page, 62)], [0, 33, 66, 100]);
         assert_eq!((le32(&page, 64), le32(&page, 68)), (0x1112_1314, 0x1516_1718), "the row list");
-        assert_eq!((le16(&page, 12), le16(&page, 14)), (72, 8192), "pd_lower ends after the row list");
+        assert_eq!((le32(&page, 72), le32(&page, 76)), (0x2122_2324, 0x2526_2728), "the tables");
+        assert_eq!((le32(&page, 80), le32(&page, 84)), (0x3132_3334, 0x3536_3738), "the retired tables");
+        assert_eq!(u64::from_le_bytes(page[88..96].try_into().unwrap()), 0x4142_4344_4546_4748);
+        assert_eq!((le32(&page, 96), le32(&page, 100)), (0x5152_5354, 0x5556_5758), "the reserved blocks");
+        assert_eq!((le16(&page, 12), le16(&page, 14)), (104, 8192), "pd_lower ends after them");
         assert_eq!(Meta::read(&page).unwrap(), meta);
         Meta::set_row_tail(&mut page, 3, 77);
         assert_eq!(le32(&page, 68), 77);
         Meta::set_row_tail(&mut page, 3, 0x1516_1718);
+        // Nothing retired or reserved: invalid blocks.
+        let bare = Meta { tables: Tables::built(9), ..meta.clone() };
+        bare.write(&mut page);
+        assert_eq!(
+            (le32(&page, 72), le32(&page, 76), le32(&page, 80), le32(&page, 96)),
+            (1, 9, INVALID_BLOCK, INVALID_BLOCK)
+        );
+        assert_eq!(Meta::read(&page).unwrap(), bare);
+        meta.write(&mut page);
         // A meta page written before the top-100 budget existed has zeros there: none.
         page[44..46].fill(0);
-        assert_eq!(Meta::read(&page).unwrap(), Meta { probe_budget_top100: None, ..meta.clone() });
+        let older = Meta { probe_budget_top100: None, ..meta.clone() };
+        assert_eq!(Meta::read(&page).unwrap(), older);
+        // Format 3 kept its directory at block 1 and had nothing past the row list.
+        page[26] = 3;
+        assert_eq!(Meta::read(&page).unwrap(), Meta { tables: Tables::built(0), ..older.clone() });
         // Format 2 had no row list (and pd_lower ended after the bounds).
         page[26] = 2;
         assert_eq!(
             Meta::read(&page).unwrap(),
-            Meta { probe_budget_top100: None, row_list: None, ..meta.clone() }
+            Meta { row_list: None, tables: Tables::built(0), ..older.clone() }
         );
-        page[26] = 4;
+        page[26] = 5;
         assert!(Meta::read(&page).is_err(), "a newer format is refused");
 
         let mut page = vec![0xEEu8; BLOCK_SIZE];

@@ -7,7 +7,8 @@
 //! and `cost` (the probe count that the planner prices, and the prices by which a search chooses
 //! between probing and reading a whole table), and `tune` (the number of substrings and the probe
 //! budget chosen from the data at build). `rows` is the row list (every row's code packed for a
-//! search that reads them all) through each phase. They share `index` (the open index and
+//! search that reads them all) through each phase; `retune` chooses and writes the tables again
+//! for an index that has grown (VACUUM runs it). They share `index` (the open index and
 //! its directory), `layout` (page formats and parameters) and `store` (the page-store trait and
 //! the in-memory store of the tests).
 
@@ -18,6 +19,7 @@ pub mod index;
 mod insert;
 pub mod layout;
 pub mod probe;
+pub mod retune;
 mod rows;
 pub mod search;
 pub mod store;
@@ -27,6 +29,7 @@ mod vacuum;
 pub use check::CheckReport;
 pub use index::Mih;
 pub use layout::{BlockNo, Meta, MihError, Params, Tid};
+pub use retune::Retuned;
 pub use search::{RowsAsked, Search, SearchStats};
 pub use store::{MemStore, PageGuard, PageStore};
 pub use vacuum::VacuumStats;

@@ -7,7 +7,7 @@
 //! The meta page's tail hint is moved with no other lock held.
 
 use super::index::Mih;
-use super::layout::{BlockNo, Bucket, Meta, MihError, RowList, RowPage, Tid, INVALID_BLOCK};
+use super::layout::{BlockNo, Bucket, MihError, RowList, RowPage, Tid, INVALID_BLOCK};
 use super::store::{PageGuard, PageStore};
 use super::vacuum::DeadTids;
 
@@ -54,10 +54,10 @@ impl<S: PageStore> Mih<S> {
     }
 
     /// Appends a row to the row list's last page, or to a new pair of pages linked from it in the
-    /// same WAL record (then the meta page's tail hint moves to it). Nothing in an index of
-    /// format 2.
-    pub(crate) fn append_row(&self, code: &[u8], tid: Tid) -> Result<(), MihError> {
-        let Some(list) = self.meta.row_list else { return Ok(()) };
+    /// same WAL record; returns the new page then, for the meta page's tail hint (the caller
+    /// moves it). Nothing in an index of format 2.
+    pub(crate) fn append_row(&self, code: &[u8], tid: Tid) -> Result<Option<BlockNo>, MihError> {
+        let Some(list) = self.meta.row_list else { return Ok(None) };
         let p = self.params();
         let mut blk = list.tail;
         let mut walk = Walk::new(&self.store);
@@ -77,7 +77,7 @@ impl<S: PageStore> Mih<S> {
                     let [rows, tids] = pg else { unreachable!() };
                     RowPage::push(rows, tids, p, code, tid)
                 });
-                return Ok(());
+                return Ok(None);
             }
             let (mut rows, mut tids) = (self.store.allocate(), self.store.allocate());
             let (rows_blk, tids_blk) = (rows.block(), tids.block());
@@ -87,11 +87,7 @@ impl<S: PageStore> Mih<S> {
                 RowPage::push(rows, tids, p, code, tid);
                 RowPage::set_next(last, rows_blk);
             });
-            drop((g, rows, tids));
-            let m = p.m();
-            let mut meta = self.store.write(0);
-            self.store.modify(&mut [&mut meta], |pg| Meta::set_row_tail(pg[0], m, rows_blk));
-            return Ok(());
+            return Ok(Some(rows_blk));
         }
     }
 

@@ -31,6 +31,23 @@ pub trait PageStore {
     fn recycle(&self, blk: BlockNo);
     /// Appends a whole page during a build; the build logs the relation in bulk afterwards.
     fn append_built(&self, image: &[u8]) -> BlockNo;
+    /// Extends the relation by `count` blocks in one run (no other backend's block among them)
+    /// for a retune's tables; returns the first. They hold nothing until [`PageStore::write_built`].
+    fn reserve(&self, count: u32) -> BlockNo;
+    /// Writes a whole page image into a block [`PageStore::reserve`] returned, unlogged:
+    /// [`PageStore::log_built`] logs the run afterwards, before anything links to it.
+    fn write_built(&self, blk: BlockNo, image: &[u8]);
+    /// WAL-logs `count` blocks from `first` as they are now, in bulk.
+    fn log_built(&self, _first: BlockNo, _count: u32) {}
+    /// A stamp taken now, for pages that scans running now may still read (tables a retune
+    /// replaced): [`PageStore::stamp_passed`] says when no such scan runs any more.
+    fn stamp(&self) -> u64 {
+        0
+    }
+    /// Whether every scan that was running when `stamp` was taken has ended.
+    fn stamp_passed(&self, _stamp: u64) -> bool {
+        true
+    }
     fn nblocks(&self) -> BlockNo;
     /// A hint that the first `bytes` bytes of block `blk` are read soon: a store may start
     /// bringing them into the CPU's caches, without pinning or locking anything. The default
@@ -59,6 +76,21 @@ impl<T: PageStore> PageStore for &T {
     fn append_built(&self, image: &[u8]) -> BlockNo {
         (**self).append_built(image)
     }
+    fn reserve(&self, count: u32) -> BlockNo {
+        (**self).reserve(count)
+    }
+    fn write_built(&self, blk: BlockNo, image: &[u8]) {
+        (**self).write_built(blk, image)
+    }
+    fn log_built(&self, first: BlockNo, count: u32) {
+        (**self).log_built(first, count)
+    }
+    fn stamp(&self) -> u64 {
+        (**self).stamp()
+    }
+    fn stamp_passed(&self, stamp: u64) -> bool {
+        (**self).stamp_passed(stamp)
+    }
     fn nblocks(&self) -> BlockNo {
         (**self).nblocks()
     }
@@ -67,11 +99,14 @@ impl<T: PageStore> PageStore for &T {
     }
 }
 
-/// Pages in memory. Single-threaded: locks are no-ops, `modify` applies in place.
+/// Pages in memory. Single-threaded: locks are no-ops, `modify` applies in place. Stamps count
+/// up from 1; a test says which scans still run ([`MemStore::hold_scans_from`]).
 #[derive(Default)]
 pub struct MemStore {
     pages: RefCell<Vec<Box<[u8]>>>,
     free: RefCell<Vec<BlockNo>>,
+    stamps: std::cell::Cell<u64>,
+    oldest_scan: std::cell::Cell<Option<u64>>,
 }
 
 pub struct MemGuard {
@@ -101,6 +136,11 @@ impl MemStore {
 
     pub fn free_pages(&self) -> usize {
         self.free.borrow().len()
+    }
+
+    /// Pretends that a scan that started at `stamp` still runs (`None`: none runs).
+    pub fn hold_scans_from(&self, stamp: Option<u64>) {
+        self.oldest_scan.set(stamp);
     }
 }
 
@@ -132,6 +172,23 @@ impl PageStore for MemStore {
         let mut pages = self.pages.borrow_mut();
         pages.push(image.to_vec().into_boxed_slice());
         pages.len() as BlockNo - 1
+    }
+    fn reserve(&self, count: u32) -> BlockNo {
+        let first = self.nblocks();
+        for _ in 0..count {
+            self.append_built(&[0u8; BLOCK_SIZE]);
+        }
+        first
+    }
+    fn write_built(&self, blk: BlockNo, image: &[u8]) {
+        self.pages.borrow_mut()[blk as usize].copy_from_slice(image);
+    }
+    fn stamp(&self) -> u64 {
+        self.stamps.set(self.stamps.get() + 1);
+        self.stamps.get()
+    }
+    fn stamp_passed(&self, stamp: u64) -> bool {
+        self.oldest_scan.get().is_none_or(|oldest| oldest > stamp)
     }
     fn nblocks(&self) -> BlockNo {
         self.pages.borrow().len() as BlockNo

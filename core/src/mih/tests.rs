@@ -3,8 +3,8 @@
 //! sub-linear on clustered data; corrupt pages are reported as corruption, never a panic.
 
 use super::layout::{
-    bucket_page, meta_page, row_page, BlockNo, Bucket, MihError, Params, RowPage, Tid, DEFAULT_PROBE_BUDGET,
-    INVALID_BLOCK, NEVER_READ, PAGE_HEADER,
+    bucket_page, meta_page, row_page, BlockNo, Bucket, MihError, Params, RowPage, Tables, Tid,
+    DEFAULT_PROBE_BUDGET, INVALID_BLOCK, NEVER_READ, PAGE_HEADER,
 };
 use super::{MemStore, Mih, PageGuard, PageStore, Search};
 use crate::code::{hamming, storage_bytes};
@@ -655,4 +655,174 @@ fn an_index_of_format_2_reads_table_0() {
         let q = random_code(&mut rng, 64);
         assert_eq!(knn(&mih, &codes, &q, 30), brute(&codes, &vec![true; 2000], &q, 30));
     }
+}
+
+/// k-NN (at every probe budget) and radius searches of `mih` equal brute force over `live`.
+fn assert_exact(mih: &mut Mih<&MemStore>, codes: &[Vec<u8>], live: &[bool], seed: u64) {
+    let mut rng = StdRng::seed_from_u64(seed);
+    for budget in BUDGETS {
+        mih.meta.probe_budget = budget;
+        let i = rng.random_range(0..codes.len());
+        let q = noisy(&mut rng, &codes[i], mih.params().nbits, 0.05);
+        assert_eq!(knn(mih, codes, &q, 25), brute(codes, live, &q, 25), "budget {budget}");
+        let mut s = Search::new(mih, &q, Some(6)).unwrap();
+        let mut got = Vec::new();
+        while let Some((t, _)) = s.next(mih).unwrap() {
+            got.push(t);
+        }
+        got.sort_unstable();
+        let want: Vec<Tid> =
+            (0..codes.len()).filter(|&i| live[i] && hamming(&codes[i], &q) <= 6).map(tid).collect();
+        assert_eq!(got, want, "radius 6, budget {budget}");
+    }
+    mih.meta.probe_budget = Mih::open(mih.store).unwrap().meta.probe_budget;
+}
+
+#[test]
+fn a_grown_index_is_retuned_and_its_old_tables_freed_once_no_scan_reads_them() {
+    // Built on 200 rows, grown to 20,000: a retune writes tables for 20,000 from the row list
+    // (twice the buckets; and 3 substrings, as `WITH (substrings = 3)` would ask), on an index
+    // of format 3 (directory at block 1), and writes format 4, the directory where its new
+    // blocks start.
+    let n = 20_000;
+    let codes = dataset(21, 64, n + 2000, 300);
+    let store = MemStore::new();
+    let mih = build(&store, 64, &codes[..200], None);
+    for (i, c) in codes.iter().enumerate().take(n).skip(200) {
+        mih.insert(c, tid(i)).unwrap();
+    }
+    {
+        let mut g = store.write(0);
+        store.modify(&mut [&mut g], |pg| pg[0][meta_page::VERSION] = 3);
+    }
+    let mut mih = Mih::open(&store).unwrap();
+    assert_eq!(mih.meta.tables, Tables::built(0));
+    let before = mih.params().clone();
+    let blocks_before = store.nblocks();
+    let done = mih.retune(Some(3), |_| {}).unwrap();
+    assert_eq!((done.rows, done.caught_up, done.m_before, done.m), (n as u64, 0, before.m(), 3));
+    assert_eq!(mih.params(), &Params::choose(64, n as u64, Some(3), 90).unwrap());
+    assert!(mih.params().nbuckets > before.nbuckets, "buckets for 20,000 rows, not 10,000");
+    let reopened = Mih::open(&store).unwrap();
+    assert_eq!(reopened.meta, mih.meta, "the switch is on the meta page");
+    let t = mih.meta.tables;
+    assert_eq!((t.dir_start, t.reserved), (blocks_before, None));
+    assert_eq!(t.retired.map(|r| (r.dir_start, r.dir_pages)), Some((1, before.dir_pages())));
+    assert_eq!(mih.meta.built_rows, n as u64);
+    assert!(!mih.outgrown(n as u64));
+    let report = mih.check().unwrap();
+    let fresh_store = MemStore::new();
+    let fresh = build(&fresh_store, 64, &codes[..n], Some(3)).check().unwrap();
+    assert_eq!(
+        (report.rows, report.partial_entries, report.longest_chain, report.bucket_pages),
+        (n as u64, 0, fresh.longest_chain, fresh.bucket_pages),
+        "tables as a build on the 20,000 rows writes them"
+    );
+    let mut live = vec![true; n];
+    assert_exact(&mut mih, &codes[..n], &live, 1);
+
+    // A scan from before the switch may still read the old tables: they stay.
+    let stamp = t.retired.unwrap().stamp;
+    store.hold_scans_from(Some(stamp));
+    assert_eq!(mih.free_retired().unwrap(), 0);
+    assert!(mih.meta.tables.retired.is_some());
+    // Once it has ended, every page of theirs is freed: directory and chains.
+    store.hold_scans_from(Some(stamp + 1));
+    let freed = mih.free_retired().unwrap();
+    assert!(freed > 0);
+    assert_eq!(store.free_pages() as u64, freed);
+    assert_eq!(Mih::open(&store).unwrap().meta.tables.retired, None);
+    assert_eq!(mih.free_retired().unwrap(), 0, "nothing left to free");
+    assert_eq!(mih.check().unwrap().rows, n as u64);
+    // Inserts reuse the freed pages; VACUUM and searches stay exact.
+    live.resize(n + 2000, true);
+    for (i, c) in codes.iter().enumerate().skip(n) {
+        mih.insert(c, tid(i)).unwrap();
+    }
+    assert!(store.free_pages() < freed as usize);
+    let row = |t: Tid| t.block as usize * 100 + t.offset as usize - 1;
+    for (i, l) in live.iter_mut().enumerate() {
+        *l = i % 4 != 1;
+    }
+    mih.bulk_delete(|t| !live[row(t)]).unwrap();
+    let report = mih.check().unwrap();
+    assert_eq!((report.rows, report.partial_entries), (live.iter().filter(|&&l| l).count() as u64, 0));
+    assert_exact(&mut mih, &codes, &live, 2);
+}
+
+#[test]
+fn rows_inserted_while_a_retune_writes_reach_its_tables() {
+    let codes = dataset(22, 64, 4500, 0);
+    let store = MemStore::new();
+    let mut mih = build(&store, 64, &codes[..1000], None);
+    for (i, c) in codes.iter().enumerate().take(3000).skip(1000) {
+        mih.insert(c, tid(i)).unwrap();
+    }
+    let new = mih.write_tables(None, |_| {}).unwrap();
+    // Another backend's inserts, meanwhile: into the old tables (the meta page names them still).
+    let other = Mih::open(&store).unwrap();
+    assert!(other.meta.tables.reserved.is_some());
+    for (i, c) in codes.iter().enumerate().skip(3000) {
+        other.insert(c, tid(i)).unwrap();
+    }
+    let done = mih.switch_tables(new).unwrap();
+    assert_eq!((done.rows, done.caught_up), (4500, 1500));
+    let report = mih.check().unwrap();
+    assert_eq!((report.rows, report.partial_entries), (4500, 0));
+    assert_exact(&mut mih, &codes, &[true; 4500], 3);
+    // A handle opened before the switch inserts into the new tables: it reads the meta page again.
+    let late = dataset(23, 64, 1, 0).remove(0);
+    other.insert(&late, tid(4500)).unwrap();
+    assert_eq!(mih.check().unwrap().rows, 4501);
+}
+
+#[test]
+fn a_retune_cut_short_leaves_blocks_the_next_vacuum_frees() {
+    let codes = dataset(24, 64, 3000, 10);
+    let store = MemStore::new();
+    let mut mih = build(&store, 64, &codes[..500], None);
+    for (i, c) in codes.iter().enumerate().skip(500) {
+        mih.insert(c, tid(i)).unwrap();
+    }
+    let blocks = store.nblocks();
+    drop(mih.write_tables(None, |_| {}).unwrap()); // a crash before the switch
+    let mut mih = Mih::open(&store).unwrap();
+    let reserved = mih.meta.tables.reserved.unwrap();
+    assert_eq!(reserved.first, blocks);
+    assert_eq!(mih.meta.tables.dir_start, 1, "the old tables still serve");
+    assert!(!mih.outgrown(1_000_000), "no second retune while blocks are reserved");
+    assert_exact(&mut mih, &codes, &[true; 3000], 4);
+    assert_eq!(mih.check().unwrap().rows, 3000);
+    assert_eq!(mih.free_reserved().unwrap(), reserved.count as u64);
+    assert_eq!(store.free_pages(), reserved.count as usize);
+    assert_eq!(Mih::open(&store).unwrap().meta.tables.reserved, None);
+    assert_eq!(mih.free_blocks().len(), reserved.count as usize, "free pages, as VACUUM finds them");
+    // A retune after it uses freed pages? No: its run is new blocks at the end; it still works.
+    let done = mih.retune(None, |_| {}).unwrap();
+    assert_eq!(done.rows, 3000);
+    assert_exact(&mut mih, &codes, &[true; 3000], 5);
+}
+
+#[test]
+fn an_index_is_outgrown_at_twice_its_tuned_rows() {
+    let codes = dataset(25, 32, 3000, 0);
+    let store = MemStore::new();
+    let mut mih = build(&store, 32, &codes[..1000], None);
+    // Below MIN_ROWS the mark is twice MIN_ROWS, above it twice the rows tuned for.
+    let small = 2 * super::tune::MIN_ROWS as u64;
+    assert!(!mih.outgrown(small - 1) && mih.outgrown(small));
+    mih.meta.built_rows = 50_000;
+    assert!(!mih.outgrown(99_999) && mih.outgrown(100_000));
+    // Not while an earlier retune's tables wait to be freed, nor in an index without a row list.
+    mih.meta.built_rows = 1000;
+    for (i, c) in codes.iter().enumerate().skip(1000) {
+        mih.insert(c, tid(i)).unwrap();
+    }
+    mih.retune(None, |_| {}).unwrap();
+    assert_eq!(mih.meta.built_rows, 3000);
+    assert!(!mih.outgrown(1_000_000), "the retired tables are not freed yet");
+    mih.free_retired().unwrap();
+    assert!(mih.outgrown(1_000_000));
+    mih.meta.row_list = None;
+    assert!(!mih.outgrown(1_000_000));
 }

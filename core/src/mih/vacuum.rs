@@ -90,10 +90,11 @@ impl<S: PageStore> Mih<S> {
     }
 
     /// Blocks that hold nothing (after a crash or a vacuum whose free-space-map update was lost):
-    /// the caller hands them to the free space map again.
+    /// the caller hands them to the free space map again. Blocks a retune has reserved are not
+    /// among them while it runs (VACUUM runs it after this), nor after a crash (VACUUM frees
+    /// them first, `Mih::free_reserved`).
     pub fn free_blocks(&self) -> Vec<BlockNo> {
-        let first = 1 + self.params().dir_pages();
-        (first..self.store.nblocks()).filter(|&blk| is_free(self.store.read(blk).page())).collect()
+        (1..self.store.nblocks()).filter(|&blk| is_free(self.store.read(blk).page())).collect()
     }
 }
 
