@@ -599,8 +599,23 @@ def run_growth(pg: Pg, n: int, bits: int, kind: str, args) -> dict:
                                 f"CREATE INDEX bench_mih_grown ON {GROWN_TABLE} USING mih (code)")
     result["grow_s"] = load_table(pg, ds, GROWN_TABLE, range(first, n), create=False)
     builds[grown]["bytes"] = pg.one("SELECT pg_relation_size('bench_mih_grown')")
-    log(f"  {size_label(n - first)} rows COPYed into the indexed table in {result['grow_s']:.1f} s, "
-        f"index now {builds[grown]['bytes'] / 2**20:.1f} MiB")
+    log(f"  {size_label(n - first)} rows COPYed into the indexed table in {result['grow_s']:.1f} s "
+        f"(with its VACUUM), index now {builds[grown]['bytes'] / 2**20:.1f} MiB")
+    if pg.exists("SELECT 1 FROM pg_proc WHERE proname = 'mih_info'"):
+        rows_for, chosen_by = pg.admin.execute(
+            "SELECT built_rows, chosen_by FROM jdsh.mih_info('bench_mih_grown')").fetchone()
+        result["grown_tables_for"], result["grown_chosen_by"] = rows_for, chosen_by
+        log(f"  its tables are for {rows_for} rows, chosen by {chosen_by}")
+        # A second VACUUM frees the tables a retune replaced (no scan of that time is left, which
+        # a transaction id assigned since tells).
+        pg.admin.execute("SELECT txid_current()")
+        t0 = time.perf_counter()
+        pg.admin.execute(f"VACUUM {GROWN_TABLE}")
+        result["second_vacuum_s"] = time.perf_counter() - t0
+        free = pg.one("SELECT free_pages FROM jdsh.mih_check('bench_mih_grown')")
+        log(f"  a second VACUUM in {result['second_vacuum_s']:.1f} s: {free} free pages of "
+            f"{builds[grown]['bytes'] // 8192} in the index")
+        result["grown_free_pages"] = free
     result["load_s"] = load_table(pg, ds)
     result["table_bytes"] = pg.one(f"SELECT pg_table_size('{TABLE}')")
     built = f"jdsh MIH built on {size_label(n)}"

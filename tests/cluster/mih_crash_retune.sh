@@ -1,0 +1,73 @@
+#!/usr/bin/env bash
+# Crash recovery of the mih index during a retune (core/src/mih/retune.rs): an index built on 20k
+# rows is given 100k more, so that VACUUM's cleanup chooses and writes its tables again; kill -9
+# hits while VACUUM cleans up the index (or right after, when it is too quick to catch). After
+# crash recovery the index passes jdsh.mih_check and equals a sequential scan, whichever tables
+# the meta page names; the next VACUUM frees what the cut-short retune reserved (or the tables
+# a finished one retired) and retunes if it had not; then the index is retuned, checks clean,
+# equals a sequential scan, and 20k more rows go in through it.
+#
+#   tests/cluster/mih_crash_retune.sh      # JDSH_CRASH_RETUNE_PORT (54356)
+TEST_NAME=mih_crash_retune
+JDSH_PGPORT=${JDSH_CRASH_RETUNE_PORT:-54356}
+JDSH_CLUSTER="$(cd "$(dirname "$0")/../.." && pwd)/.cluster-crash-retune"
+source "$(dirname "$0")/lib.sh"
+
+fresh_cluster
+say "fresh cluster on port $PGPORT"
+mih_table 20000
+q -c "ALTER TABLE t SET (autovacuum_enabled = off)" \
+  -c "INSERT INTO t SELECT i, gen_code(i::text) FROM generate_series(20001, 120000) i" >/dev/null
+say "120k rows in an index built on 20k; VACUUM"
+
+PGAPPNAME=mih_crash_retune q -c "VACUUM t" >"$JDSH_CLUSTER/vacuum.out" 2>&1 &
+vac=$!
+BG_PIDS+=("$vac")
+phase=
+for _ in $(seq 1 3000); do
+  phase=$(q -c "SELECT phase FROM pg_stat_progress_vacuum p JOIN pg_stat_activity a USING (pid)
+                 WHERE a.application_name = 'mih_crash_retune'")
+  [ "$phase" = "cleaning up indexes" ] && break
+  alive "$vac" || break
+  sleep 0.01
+done
+if [ "$phase" = "cleaning up indexes" ]; then
+  sleep 0.1
+  crash
+  say "crashed while VACUUM was cleaning up the index (where it retunes)"
+else
+  wait "$vac" || fail "VACUUM failed: $(cat "$JDSH_CLUSTER/vacuum.out")"
+  crash
+  say "VACUUM was too quick to catch in its cleanup: crashed right after it"
+fi
+wait "$vac" 2>/dev/null || true
+recover
+assert_mih_check t_code_mih
+make_queries crash1
+assert_index_equals_seq "after the crash during the retune"
+
+# The next VACUUM frees a cut-short retune's blocks and retunes, or frees the retired tables of
+# a finished one (no scan of that time survived the crash).
+out=$(q -c "VACUUM (VERBOSE) t" 2>&1) || fail "VACUUM after the crash failed: $out"
+if grep -q "retune cut short" <<<"$out"; then
+  say "the crash cut the retune short: $(grep -o 'freed [0-9]* blocks of a retune cut short' <<<"$out")"
+fi
+info=$(q -F ' | ' -c "SELECT built_rows, substrings, chosen_by FROM jdsh.mih_info('t_code_mih')")
+case "$info" in
+  "120000 | "*"a retune at VACUUM"*) say "retuned: $info" ;;
+  *) soft_fail "the index is not retuned for its 120k rows after two VACUUMs: $info" ;;
+esac
+# Retired tables are freed once every snapshot of the switch's time is gone, which a transaction
+# id tells (nbtree's rule for deleted pages): one is assigned first.
+q -c "SELECT txid_current()" -c "VACUUM t" >/dev/null
+assert_mih_check t_code_mih
+free=$(q -c "SELECT free_pages FROM jdsh.mih_check('t_code_mih')")
+[ "$free" -gt 0 ] || soft_fail "no free page after the VACUUMs that follow a retune (the old tables are not freed)"
+make_queries crash2
+assert_index_equals_seq "after the VACUUMs that follow the crash"
+q -c "INSERT INTO t SELECT i, gen_code(i::text) FROM generate_series(200001, 220000) i" >/dev/null
+assert_mih_check t_code_mih
+make_queries crash3
+assert_index_equals_seq "after 20k more rows, into the freed pages"
+
+finish
