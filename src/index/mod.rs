@@ -40,6 +40,12 @@ pub fn report(err: MihError) -> ! {
         MihError::Corrupt(_) => {
             raise_with_hint(PgSqlErrorCode::ERRCODE_INDEX_CORRUPTED, err.to_string(), "REINDEX the index.")
         }
+        // As a standby cancels a query whose rows the primary's VACUUM removed.
+        MihError::Retuned => raise_with_hint(
+            PgSqlErrorCode::ERRCODE_T_R_SERIALIZATION_FAILURE,
+            format!("canceling the mih index scan: {err}"),
+            "Run the query again. On a standby, hot_standby_feedback = on keeps a VACUUM of the primary from freeing what its scans read.",
+        ),
     }
 }
 

@@ -293,7 +293,7 @@ pub unsafe extern "C-unwind" fn amgettuple(
         if plan.empty {
             return false;
         }
-        let Some((tid, dist)) = search.next(&st.mih).unwrap_or_else(|e| report(e)) else {
+        let Some((tid, dist)) = search.next(&st.mih).unwrap_or_else(|e| report(st.mih.explain(e))) else {
             return false;
         };
         to_item_pointer(tid, &mut (*scan).xs_heaptid);
@@ -323,7 +323,7 @@ pub unsafe extern "C-unwind" fn amgetbitmap(scan: pg_sys::IndexScanDesc, tbm: *m
         }
         let mut n = 0i64;
         let mut ip = pg_sys::ItemPointerData::default();
-        while let Some((tid, _)) = search.next(&st.mih).unwrap_or_else(|e| report(e)) {
+        while let Some((tid, _)) = search.next(&st.mih).unwrap_or_else(|e| report(st.mih.explain(e))) {
             to_item_pointer(tid, &mut ip);
             pg_sys::tbm_add_tuples(tbm, &mut ip, 1, plan.recheck);
             n += 1;

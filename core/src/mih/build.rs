@@ -173,7 +173,7 @@ impl TablePlan {
                 let head = self.heads[t as usize * nb + b as usize];
                 for (c, chunk) in chunks.iter().enumerate() {
                     image.fill(0);
-                    Bucket::init(&mut image, t, b);
+                    Bucket::init(&mut image, params, t, b);
                     for &(_, _, i) in chunk.iter() {
                         Bucket::push(&mut image, params, code(i as usize), tids[i as usize]);
                     }

@@ -112,7 +112,7 @@ impl<S: PageStore> Mih<S> {
         let mut fresh = self.store.allocate();
         let blk = fresh.block();
         self.store.modify(&mut [before, &mut fresh], |pages| {
-            Bucket::init(pages[1], t, b);
+            Bucket::init(pages[1], p, t, b);
             Bucket::insert(pages[1], p, t, code, tid);
             link(pages[0], blk);
         });

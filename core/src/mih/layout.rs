@@ -99,6 +99,7 @@ const KIND: usize = PAGE_HEADER;
 ///                   u32           the first block reserved by a retune not yet switched
 ///                                 (`INVALID_BLOCK`: none)
 ///                   u32           how many blocks it reserved
+///                   u16           the tables' generation ([`Params::generation`]), then a zero u16
 ///                                 (`pd_lower` ends after it)
 /// ```
 pub mod meta_page {
@@ -124,7 +125,7 @@ pub mod meta_page {
         row_list(m) + 8
     }
     /// Bytes from [`tables`] to `pd_lower`.
-    pub const TABLES_BYTES: usize = 32;
+    pub const TABLES_BYTES: usize = 36;
 }
 
 /// A directory page (the D blocks from the one the meta page names: 1 until a retune), offsets from the start of the page:
@@ -150,7 +151,7 @@ pub mod dir_page {
 ///             +  2  u16  count: entries on the page
 ///             +  4  u32  next: the chain's next page, INVALID_BLOCK at its end
 ///             +  8  u16  table
-///             + 10  u16  zero
+///             + 10  u16  generation of its tables ([`Params::generation`]; 0 before format 4)
 ///             + 12  u32  bucket
 ///             + 16  [u64; FENCES]  fence j: the substring value of entry j * count / FENCES
 ///                   (0 past the count): a probe finds its entries' stretch of the page from
@@ -165,7 +166,7 @@ pub mod bucket_page {
     pub const COUNT: usize = H + 2;
     pub const NEXT: usize = H + 4;
     pub const TABLE: usize = H + 8;
-    pub const ZERO: usize = H + 10;
+    pub const GENERATION: usize = H + 10;
     pub const BUCKET: usize = H + 12;
     pub const FENCES: usize = H + 16;
     pub const ENTRIES: usize = H + super::BUCKET_HEADER;
@@ -213,6 +214,10 @@ pub enum MihError {
     LengthMismatch { expected: u32, got: u32 },
     #[error("index is corrupt: {0}")]
     Corrupt(String),
+    /// A scan met pages that are no longer its tables': a retune replaced them and a VACUUM
+    /// freed them while it ran (on a standby: the primary cannot see its scans).
+    #[error("the index's tables were replaced and freed while this scan read them")]
+    Retuned,
 }
 
 /// A heap tuple identifier (PostgreSQL `ItemPointer`).
@@ -245,6 +250,11 @@ pub struct Params {
     pub nbuckets: u32,
     /// Percentage of a bucket page that a build fills (the rest is room for inserts).
     pub fillfactor: u8,
+    /// Which tables: 0 from a build, one more from each retune (wrapping). Every bucket page
+    /// carries its tables' generation, so that a scan still walking tables that a retune
+    /// replaced and a VACUUM freed (on a standby, which the primary's VACUUM cannot see) meets
+    /// a page of other tables as such, never as one of its own ([`MihError::Retuned`]).
+    pub generation: u16,
 }
 
 impl Params {
@@ -269,7 +279,7 @@ impl Params {
         };
         let bounds = (0..=m).map(|t| (t as u64 * nbits as u64 / m as u64) as u32).collect();
         let fillfactor = fillfactor.clamp(10, 100);
-        let mut p = Params { nbits, bounds, nbuckets: 1, fillfactor };
+        let mut p = Params { nbits, bounds, nbuckets: 1, fillfactor, generation: 0 };
         // Buckets sized from at least 10k rows: an index created on an empty table still spreads
         // its first inserts (REINDEX after a large load re-sizes it).
         let per_page = (p.capacity() * fillfactor as usize / 100).max(1) as u64;
@@ -532,6 +542,8 @@ impl Meta {
         let v = t.reserved.unwrap_or(Reserved { first: INVALID_BLOCK, count: 0 });
         wr32(page, at + 24, v.first);
         wr32(page, at + 28, v.count);
+        wr16(page, at + 32, p.generation);
+        wr16(page, at + 34, 0);
         set_lower(page, at + meta_page::TABLES_BYTES - PAGE_HEADER);
     }
 
@@ -568,7 +580,8 @@ impl Meta {
         if !ok {
             return Err(MihError::Corrupt(format!("bad substring bounds {bounds:?} for {nbits} bits")));
         }
-        let params = Params { nbits, bounds, nbuckets, fillfactor: page[meta_page::FILLFACTOR] };
+        let generation = if version >= 4 { rd16(page, meta_page::tables(m as usize) + 32) } else { 0 };
+        let params = Params { nbits, bounds, nbuckets, fillfactor: page[meta_page::FILLFACTOR], generation };
         let probe_budget_top100 = rd16(page, meta_page::PROBE_BUDGET_TOP100).checked_sub(1);
         let row_list = (version >= 3).then(|| {
             let at = meta_page::row_list(m as usize);
@@ -645,21 +658,29 @@ pub fn dir_set(page: &mut [u8], slot: usize, blk: BlockNo) {
 pub struct Bucket;
 
 impl Bucket {
-    pub fn init(page: &mut [u8], table: u32, bucket: u32) {
+    pub fn init(page: &mut [u8], p: &Params, table: u32, bucket: u32) {
         wr16(page, KIND, KIND_BUCKET);
         wr16(page, bucket_page::COUNT, 0);
         wr32(page, bucket_page::NEXT, INVALID_BLOCK);
         wr16(page, bucket_page::TABLE, table as u16);
-        wr16(page, bucket_page::ZERO, 0);
+        wr16(page, bucket_page::GENERATION, p.generation);
         wr32(page, bucket_page::BUCKET, bucket);
         page[bucket_page::FENCES..bucket_page::ENTRIES].fill(0);
         set_lower(page, BUCKET_HEADER);
     }
 
-    /// Checks the page kind and that it belongs to table `t`, bucket `b`.
+    /// Checks the page kind and that it belongs to table `t`, bucket `b` of the tables `p`
+    /// describes.
     pub fn check(page: &[u8], p: &Params, t: u32, b: u32) -> Result<(), MihError> {
         if rd16(page, KIND) != KIND_BUCKET {
             return Err(MihError::Corrupt(format!("expected a bucket page of table {t}, bucket {b}")));
+        }
+        let g = rd16(page, bucket_page::GENERATION);
+        if g != p.generation {
+            return Err(MihError::Corrupt(format!(
+                "a bucket page of generation {g} in the chain of table {t}, bucket {b} of generation {}",
+                p.generation
+            )));
         }
         let (pt, pb) = (rd16(page, bucket_page::TABLE) as u32, rd32(page, bucket_page::BUCKET));
         if pt != t || pb != b || Bucket::count(page) > p.capacity() {
@@ -1010,7 +1031,13 @@ mod tests {
     /// move a byte (a change needs a new FORMAT_VERSION).
     #[test]
     fn format_version_4_is_pinned() {
-        let params = Params { nbits: 100, bounds: vec![0, 33, 66, 100], nbuckets: 77, fillfactor: 85 };
+        let params = Params {
+            nbits: 100,
+            bounds: vec![0, 33, 66, 100],
+            nbuckets: 77,
+            fillfactor: 85,
+            generation: 0x6162,
+        };
         let mut page = vec![0xEEu8; BLOCK_SIZE];
         let meta = Meta {
             params: params.clone(),
@@ -1042,7 +1069,8 @@ mod tests {
         assert_eq!((le32(&page, 80), le32(&page, 84)), (0x3132_3334, 0x3536_3738), "the retired tables");
         assert_eq!(u64::from_le_bytes(page[88..96].try_into().unwrap()), 0x4142_4344_4546_4748);
         assert_eq!((le32(&page, 96), le32(&page, 100)), (0x5152_5354, 0x5556_5758), "the reserved blocks");
-        assert_eq!((le16(&page, 12), le16(&page, 14)), (104, 8192), "pd_lower ends after them");
+        assert_eq!((le16(&page, 104), le16(&page, 106)), (0x6162, 0), "the generation");
+        assert_eq!((le16(&page, 12), le16(&page, 14)), (108, 8192), "pd_lower ends after them");
         assert_eq!(Meta::read(&page).unwrap(), meta);
         Meta::set_row_tail(&mut page, 3, 77);
         assert_eq!(le32(&page, 68), 77);
@@ -1060,14 +1088,18 @@ mod tests {
         page[44..46].fill(0);
         let older = Meta { probe_budget_top100: None, ..meta.clone() };
         assert_eq!(Meta::read(&page).unwrap(), older);
-        // Format 3 kept its directory at block 1 and had nothing past the row list.
+        // Format 3 kept its directory at block 1, had nothing past the row list, and generation 0.
+        let gen0 = Params { generation: 0, ..params.clone() };
         page[26] = 3;
-        assert_eq!(Meta::read(&page).unwrap(), Meta { tables: Tables::built(0), ..older.clone() });
+        assert_eq!(
+            Meta::read(&page).unwrap(),
+            Meta { tables: Tables::built(0), params: gen0.clone(), ..older.clone() }
+        );
         // Format 2 had no row list (and pd_lower ended after the bounds).
         page[26] = 2;
         assert_eq!(
             Meta::read(&page).unwrap(),
-            Meta { row_list: None, tables: Tables::built(0), ..older.clone() }
+            Meta { row_list: None, tables: Tables::built(0), params: gen0, ..older.clone() }
         );
         page[26] = 5;
         assert!(Meta::read(&page).is_err(), "a newer format is refused");
@@ -1081,14 +1113,18 @@ mod tests {
         assert_eq!(DIR_SLOTS_PER_PAGE, 2040);
 
         let mut page = vec![0xEEu8; BLOCK_SIZE];
-        Bucket::init(&mut page, 2, 70);
+        Bucket::init(&mut page, &params, 2, 70);
         Bucket::set_next(&mut page, 123);
         // Substring 2 is bits 66..100: 0xA5... has a larger one than 0x11...
         let (code, low) = ([0xA5u8; 16], [0x11u8; 16]);
         assert!(Bucket::insert(&mut page, &params, 2, &code, Tid::new(0x0A0B_0C0D, 0x0E0F)));
         assert!(Bucket::insert(&mut page, &params, 2, &low, Tid::new(0x0102_0304, 0x0506)));
         assert_eq!((le16(&page, 24), le16(&page, 26), le32(&page, 28)), (0x4D42, 2, 123));
-        assert_eq!((le16(&page, 32), le16(&page, 34), le32(&page, 36)), (2, 0, 70));
+        assert_eq!(
+            (le16(&page, 32), le16(&page, 34), le32(&page, 36)),
+            (2, 0x6162, 70),
+            "table, generation, bucket"
+        );
         // Fences 0..8 name entry 0, fences 8..16 entry 1 (j * 2 / 16).
         let fence = |j: usize| u64::from_le_bytes(page[40 + 8 * j..48 + 8 * j].try_into().unwrap());
         let (v_low, v_code) = (params.substring(2, &low), params.substring(2, &code));
@@ -1132,10 +1168,10 @@ mod tests {
     #[test]
     fn lower_bound_equals_a_linear_scan() {
         let mut rng = crate::rng::SeededRng::new(9);
-        let p = Params { nbits: 64, bounds: vec![0, 16, 64], nbuckets: 1, fillfactor: 100 };
+        let p = Params { nbits: 64, bounds: vec![0, 16, 64], nbuckets: 1, fillfactor: 100, generation: 0 };
         for case in 0..300 {
             let mut page = vec![0u8; BLOCK_SIZE];
-            Bucket::init(&mut page, 0, 0);
+            Bucket::init(&mut page, &p, 0, 0);
             let n = rng.below(p.capacity() as u64 + 1) as usize;
             let distinct = 1 + rng.below(1 << (case % 17));
             for i in 0..n {
@@ -1165,7 +1201,8 @@ mod tests {
     #[test]
     fn copy_contents_keeps_postgres_header() {
         let mut image = vec![0u8; BLOCK_SIZE];
-        Bucket::init(&mut image, 1, 2);
+        let p = Params::choose(64, 1000, None, 90).unwrap();
+        Bucket::init(&mut image, &p, 1, 2);
         let mut page: Vec<u8> = (0..BLOCK_SIZE).map(|i| i as u8).collect();
         copy_contents(&mut page, &image);
         assert_eq!(&page[PAGE_HEADER..], &image[PAGE_HEADER..]);

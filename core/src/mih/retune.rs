@@ -89,7 +89,10 @@ impl<S: PageStore> Mih<S> {
         let n = tids.len();
         let tuning = tune::choose_substrings(old.nbits, &codes, old.fillfactor, forced_m);
         let m = forced_m.or(tuning.as_ref().map(|t| t.m));
-        let params = Params::choose(old.nbits, n as u64, m, old.fillfactor)?;
+        let params = Params {
+            generation: old.generation.wrapping_add(1),
+            ..Params::choose(old.nbits, n as u64, m, old.fillfactor)?
+        };
         let plan = TablePlan::new(&params, &codes, 0);
         let reserved = Reserved { first: self.store.reserve(plan.pages()), count: plan.pages() };
         self.set_tables(|meta| meta.tables.reserved = Some(reserved))?;
@@ -239,6 +242,18 @@ impl<S: PageStore> Mih<S> {
         }
         self.set_tables(|meta| meta.tables.reserved = None)?;
         Ok(end.saturating_sub(v.first) as u64)
+    }
+
+    /// What a search's error means: pages that are not its tables' are corruption, unless the
+    /// meta page names other tables now than when the search opened the index, which replaced
+    /// and freed its tables while it ran ([`MihError::Retuned`]).
+    pub fn explain(&self, err: MihError) -> MihError {
+        let MihError::Corrupt(_) = err else { return err };
+        let g = self.store.read(0);
+        match Meta::read(g.page()) {
+            Ok(now) if now.tables.dir_start != self.meta.tables.dir_start => MihError::Retuned,
+            _ => err,
+        }
     }
 
     /// The next block of a retired bucket page (which nothing else reads or writes any more).

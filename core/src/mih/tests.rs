@@ -701,7 +701,7 @@ fn a_grown_index_is_retuned_and_its_old_tables_freed_once_no_scan_reads_them() {
     let blocks_before = store.nblocks();
     let done = mih.retune(Some(3), |_| {}).unwrap();
     assert_eq!((done.rows, done.caught_up, done.m_before, done.m), (n as u64, 0, before.m(), 3));
-    assert_eq!(mih.params(), &Params::choose(64, n as u64, Some(3), 90).unwrap());
+    assert_eq!(mih.params(), &Params { generation: 1, ..Params::choose(64, n as u64, Some(3), 90).unwrap() });
     assert!(mih.params().nbuckets > before.nbuckets, "buckets for 20,000 rows, not 10,000");
     let reopened = Mih::open(&store).unwrap();
     assert_eq!(reopened.meta, mih.meta, "the switch is on the meta page");
@@ -825,4 +825,62 @@ fn an_index_is_outgrown_at_twice_its_tuned_rows() {
     assert!(mih.outgrown(1_000_000));
     mih.meta.row_list = None;
     assert!(!mih.outgrown(1_000_000));
+}
+
+#[test]
+fn a_scan_on_tables_freed_under_it_is_told_so_never_answered_wrong() {
+    // A scan that opened the index before a retune (as a standby's may, unseen by the primary's
+    // VACUUM) and searches after its tables were freed and their pages reused: an error that
+    // says so (never another table's page taken for its own, never a wrong answer).
+    let codes = dataset(26, 64, 5000, 20);
+    let store = MemStore::new();
+    let mut mih = build(&store, 64, &codes[..500], None);
+    for (i, c) in codes.iter().enumerate().take(3000).skip(500) {
+        mih.insert(c, tid(i)).unwrap();
+    }
+    let mut stale = Mih::open(&store).unwrap();
+    stale.meta.probe_budget = NEVER_READ; // probing only: the tables, not the row list
+    mih.retune(None, |_| {}).unwrap();
+    let mut rng = StdRng::seed_from_u64(7);
+    let queries: Vec<Vec<u8>> = (0..8).map(|i| noisy(&mut rng, &codes[i * 300], 64, 0.05)).collect();
+    // Before the old tables are freed, the stale scan still answers exactly.
+    for q in &queries {
+        assert_eq!(knn(&stale, &codes[..3000], q, 10), brute(&codes[..3000], &[true; 3000], q, 10));
+    }
+    mih.free_retired().unwrap();
+    for (i, c) in codes.iter().enumerate().skip(3000) {
+        mih.insert(c, tid(i)).unwrap(); // into the freed pages
+    }
+    let mut told = 0;
+    for q in &queries {
+        let run = || -> Result<Vec<u32>, MihError> {
+            let mut s = Search::new(&stale, q, None)?;
+            let mut out = Vec::new();
+            while out.len() < 10 {
+                match s.next(&stale)? {
+                    Some((_, d)) => out.push(d),
+                    None => break,
+                }
+            }
+            Ok(out)
+        };
+        match run() {
+            Ok(got) => assert_eq!(got, brute(&codes[..3000], &[true; 3000], q, 10)),
+            Err(e) => {
+                assert!(matches!(stale.explain(e), MihError::Retuned));
+                told += 1;
+            }
+        }
+    }
+    assert!(told > 0, "the freed directory cannot be read as one");
+    // A page of the same table and bucket in other tables is not taken for one's own.
+    let heads = mih.load_heads().unwrap();
+    let (slot, &head) = heads.iter().enumerate().find(|(_, &h)| h != INVALID_BLOCK).unwrap();
+    let nb = mih.params().nbuckets as usize;
+    let (t, b) = ((slot / nb) as u32, (slot % nb) as u32);
+    let older = Params { generation: mih.params().generation.wrapping_sub(1), ..mih.params().clone() };
+    assert!(Bucket::check(store.read(head).page(), mih.params(), t, b).is_ok());
+    assert!(Bucket::check(store.read(head).page(), &older, t, b).is_err());
+    // With the meta page unchanged, a wrong page is corruption, as ever.
+    assert!(matches!(mih.explain(MihError::Corrupt("x".into())), MihError::Corrupt(_)));
 }
