@@ -178,10 +178,11 @@ impl<S: PageStore> Mih<S> {
         for d in 0..r.dir_pages {
             let dblk = r.dir_start + d;
             let mut dir = self.store.write(dblk);
-            if is_free(dir.page()) {
-                continue; // freed before a crash
+            if dir_check(dir.page()).is_err() {
+                // Freed before a crash (and maybe taken since: only a retune's new blocks
+                // become directory pages, never a freed page).
+                continue;
             }
-            dir_check(dir.page())?;
             for slot in 0..DIR_SLOTS_PER_PAGE {
                 let head = dir_get(dir.page(), slot);
                 if head == INVALID_BLOCK {
@@ -226,22 +227,47 @@ impl<S: PageStore> Mih<S> {
     }
 
     /// Frees the blocks a retune reserved and never switched to (an error or a crash before the
-    /// switch); returns how many. Nothing links to them.
+    /// switch); returns how many. Nothing links to them. Each record frees up to three of them
+    /// and moves the start of the run the meta page names past them, so that a crash midway
+    /// never leaves a freed block named (which an insert may have taken from the free space
+    /// map since, and a second pass would free under it).
     pub fn free_reserved(&mut self) -> Result<u64, MihError> {
         let Some(v) = self.meta.tables.reserved else { return Ok(0) };
         // The relation may end before the run (its extension was not logged).
-        let end = (v.first + v.count).min(self.store.nblocks());
-        for blk in v.first..end {
-            let mut g = self.store.write(blk);
-            // A block never written holds zeros, which is free already.
-            if !is_free(g.page()) {
-                self.store.modify(&mut [&mut g], |pg| Bucket::make_free(pg[0]));
+        let end = (v.first + v.count).min(self.store.nblocks()).max(v.first);
+        let mut at = v.first;
+        while at < end {
+            let upto = (at + 3).min(end);
+            let mut meta = self.store.write(0);
+            let mut now = Meta::read(meta.page())?;
+            let mut pages: Vec<S::Guard> = (at..upto).map(|blk| self.store.write(blk)).collect();
+            now.tables.reserved =
+                (upto < v.first + v.count).then(|| Reserved { first: upto, count: v.first + v.count - upto });
+            // A block never written holds zeros, which is free already (and no valid page to
+            // change: PostgreSQL formats it first, see the store's `write`).
+            let mut guards: Vec<&mut S::Guard> = vec![&mut meta];
+            guards.extend(pages.iter_mut());
+            self.store.modify(&mut guards, |pg| {
+                now.write(pg[0]);
+                for page in pg[1..].iter_mut() {
+                    if !is_free(page) {
+                        Bucket::make_free(page);
+                    }
+                }
+            });
+            drop(pages);
+            drop(meta);
+            for blk in at..upto {
+                self.store.recycle(blk);
             }
-            drop(g);
-            self.store.recycle(blk);
+            self.meta = now;
+            at = upto;
         }
-        self.set_tables(|meta| meta.tables.reserved = None)?;
-        Ok(end.saturating_sub(v.first) as u64)
+        if self.meta.tables.reserved.is_some() {
+            // Blocks past the relation's end: nothing to free.
+            self.set_tables(|meta| meta.tables.reserved = None)?;
+        }
+        Ok((end - v.first) as u64)
     }
 
     /// What a search's error means: pages that are not its tables' are corruption, unless the
