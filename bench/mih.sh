@@ -6,6 +6,8 @@
 #   bench/mih.sh [--quick] [--sizes 100k,1m] [--bits 64,128] [--sets uniform,clustered]
 #                [--peers jdsh,pgvector,faiss] [--scale-10m] [--queries 100] ...
 #   bench/mih.sh --help          # every option of bench/mih_bench.py
+#   bench/mih.sh --paired "default;jdsh.mih_probe_budget=0" --sizes 1m --bits 64 --sets learned
+#                                # A/B: jdsh settings against FAISS flat, query by query
 #   bench/mih.sh --growth --sizes 1m --sets learned --peers jdsh,faiss
 #                                # an index built on a tenth of the table, then given the rest
 #                                # by COPY, against one built on all of it (~2 min at 1M)

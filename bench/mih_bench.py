@@ -645,6 +645,64 @@ def run_growth(pg: Pg, n: int, bits: int, kind: str, args) -> dict:
     return result
 
 
+def run_paired(pg: Pg, n: int, bits: int, kind: str, args) -> dict:
+    """The A/B protocol for small changes: per query, FAISS BinaryFlat and then each jdsh setting
+    (`--paired "default;jdsh.mih_probe_budget=0"`), in an order rotated query by query, so that
+    the machine's drift spreads over all alike; the figure is each setting's median of its own
+    time over FAISS's on the same query (what the bench's separate p50s only approximate)."""
+    import faiss
+    faiss.omp_set_num_threads(1)
+    ds = make_dataset(n, bits, kind, args.queries, args.warmup, args.seed)
+    truth = Truth(ds)
+    load_table(pg, ds)
+    build_index(pg, "bench_mih", f"CREATE INDEX bench_mih ON {TABLE} USING mih (code)")
+    pg.admin.execute("SELECT pg_prewarm(%s)", (TABLE,))
+    pg.admin.execute("SELECT pg_prewarm('bench_mih')")
+    flat = faiss.IndexBinaryFlat(bits)
+    flat.add(ds.codes)
+    lits = [hex_literal(c) for c in ds.queries]
+    warm = [hex_literal(c) for c in ds.warmup]
+    result = {"size": n, "bits": bits, "set": kind, "paired": True, "series": []}
+    for k in KS:
+        runs = [("FAISS BinaryFlat",
+                 faiss_timed(lambda qi, k=k: [int(i) for i in flat.search(ds.queries[qi:qi + 1], k)[1][0]]))]
+        for setting in args.paired:
+            conn = pg.method_conn(dict(kv.split("=", 1) for kv in setting.split(",") if "=" in kv))
+            sql = f"SELECT id FROM {TABLE} ORDER BY code <~> %s::bitcode LIMIT {k}"
+            warm_up = pg.query_fn(conn, sql, warm)  # past the generic-plan switch (6th run)
+            for qi in range(len(warm)):
+                warm_up(qi)
+            runs.append((f"jdsh {setting}", pg.query_fn(conn, sql, lits)))
+        times = {label: [] for label, _ in runs}
+        for qi in range(args.queries):
+            turn = qi % len(runs)
+            for label, run in runs[turn:] + runs[:turn]:
+                seconds, ids = run(qi)
+                if truth.score_knn(qi, ids, k) != 1:
+                    raise SystemExit(f"{label} k={k} query {qi}: not exact")
+                times[label].append(seconds)
+        base = np.array(times["FAISS BinaryFlat"])
+        for label, ts in times.items():
+            ts = np.array(ts)
+            result["series"].append({"method": label, "k": k, "p50_ms": float(np.median(ts) * 1000),
+                                     "ratio": float(np.median(ts / base))})
+            log(f"{ds.label} k={k}: {label}: p50 {np.median(ts) * 1000:.2f} ms, "
+                f"{np.median(ts / base):.2f}x FAISS (median of per-query ratios)")
+        pg.close_methods()
+    pg.admin.execute(f"DROP TABLE {TABLE}")
+    return result
+
+
+def paired_table(configs: list) -> list:
+    lines = ["| codes | method | k=1 | k=10 | k=100 |", "|---|---|---|---|---|"]
+    for c in (c for c in configs if c.get("paired")):
+        for m in dict.fromkeys(s["method"] for s in c["series"]):
+            cells = [next((f"{s['p50_ms']:.2f} ms ({s['ratio']:.2f}x)" for s in c["series"]
+                           if s["method"] == m and s["k"] == k), "n/a") for k in KS]
+            lines.append(f"| {cfg_label(c)} | {m} | " + " | ".join(cells) + " |")
+    return lines
+
+
 def growth_table(configs: list) -> list:
     lines = ["| codes | index | k=1 | k=10 | k=100 | top-10 grown / built |", "|---|---|---|---|---|---|"]
     for c in (c for c in configs if c.get("growth")):
@@ -805,10 +863,15 @@ def markdown(results: dict) -> str:
         lines += ["**The `mih` access method is not installed: its columns are n/a.**", ""]
     elif not caps.get("ball", True):
         lines += ["**`jdsh.ball` / `<@` are not installed: MIH radius rows are n/a.**", ""]
-    plain = [c for c in results["configs"] if not c.get("growth")]
+    plain = [c for c in results["configs"] if not c.get("growth") and not c.get("paired")]
     if plain:
         lines += ["## Exact top-10, ratios against peers", ""]
         lines += summary_table(plain, results["meta"]["ef_ref"]) + [""]
+    if any(c.get("paired") for c in results["configs"]):
+        lines += ["## Paired: jdsh settings against FAISS flat, query by query", "",
+                  "p50 ms (median over queries of jdsh's time / FAISS's on the same query).", ""]
+        lines += paired_table(results["configs"]) + [""]
+        return "\n".join(lines)
     if len(plain) < len(results["configs"]):
         lines += ["## Growth: an index built on a tenth of the rows, then given the rest", "",
                   "p50 / p95 ms (recall); the ratio is the grown index's top-10 p50 over the one "
@@ -856,6 +919,9 @@ def parse_args(argv=None):
     p.add_argument("--growth", action="store_true",
                    help="instead of the peers' tables: an index built on a tenth of each table, "
                         "given the rest by COPY, against one built on all of it (jdsh, FAISS flat)")
+    p.add_argument("--paired", default=None,
+                   help="A/B: jdsh under these settings (';' between settings, ',' between GUCs: "
+                        "'default;jdsh.mih_probe_budget=0') against FAISS flat, query by query")
     p.add_argument("--quick", action="store_true",
                    help="100k, 64 bits, both sets, 30 queries: a couple of minutes")
     p.add_argument("--seed", type=int, default=20240)
@@ -872,6 +938,7 @@ def parse_args(argv=None):
     args.peers = set(args.peers.split(","))
     args.ef_search = [int(e) for e in args.ef_search.split(",")]
     args.mh_nflips = [int(f) for f in args.mh_nflips.split(",")]
+    args.paired = args.paired.split(";") if args.paired else None
     for b in args.bits:
         if b % 64:
             p.error("--bits: multiples of 64 only (the numpy ground truth works on 64-bit words)")
@@ -906,7 +973,11 @@ def main(argv=None) -> int:
     results = {"meta": meta, "configs": []}
     os.makedirs(args.out, exist_ok=True)
     for n, bits, kind in configs:
-        if args.growth:
+        if args.paired:
+            if not (pg and caps.mih):
+                raise SystemExit("--paired needs the mih access method in the server")
+            results["configs"].append(run_paired(pg, n, bits, kind, args))
+        elif args.growth:
             if not (pg and caps.mih):
                 raise SystemExit("--growth needs the mih access method in the server")
             results["configs"].append(run_growth(pg, n, bits, kind, args))
