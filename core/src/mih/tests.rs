@@ -949,7 +949,7 @@ fn a_crash_at_any_record_of_a_retune_or_of_freeing_what_it_left_loses_nothing() 
     let codes = dataset(27, 64, 3600, 10);
     let base = {
         let store = MemStore::new();
-        let mut mih = build(&store, 64, &codes[..300], None);
+        let mih = build(&store, 64, &codes[..300], None);
         for (i, c) in codes.iter().enumerate().take(3000).skip(300) {
             mih.insert(c, tid(i)).unwrap();
         }
