@@ -255,16 +255,112 @@ pub fn distances(query: &[u8], codes: &[u8], out: &mut Vec<u32>) {
 /// Returns the last limit. The filtering kernel of whole-table reads: codes are taken eight at a
 /// time, and a group is looked at code by code only when one of its codes is within the limit
 /// (near the k-th distance, nearly never), so the common path is loads, popcounts and compares,
-/// with nothing stored. (An AVX-512 version was no faster: a read is bound by memory. Asking the
-/// CPU for every line of a page's codes up front was 4-5 % slower through the extension than
-/// leaving them to the hardware prefetcher: the prefetches queue behind each other.)
+/// with nothing stored. On CPUs with AVX-512's VPOPCNTQ, 64-, 128- and 256-bit codes take a
+/// vector path (eight codes per compare): 1M codes filtered in ~0.17 ms against ~0.55 ms for the scalar
+/// loop, in L3. (Asking the CPU for every line of a page's codes up front was 4-5 % slower
+/// through the extension than leaving them to the hardware prefetcher: the prefetches queue
+/// behind each other.)
 #[inline]
 pub fn within(query: &[u8], codes: &[u8], limit: u32, mut keep: impl FnMut(usize, u32) -> u32) -> u32 {
-    let n = query.len();
-    if n == 0 {
+    if query.is_empty() {
         return limit;
     }
+    #[cfg(target_arch = "x86_64")]
+    if matches!(query.len(), 8 | 16 | 32) && avx512::available() {
+        // SAFETY: the CPU has the features the vector path is compiled for (just checked).
+        return unsafe { avx512::within(query, codes, limit, &mut keep) };
+    }
     within_groups(query, codes, limit, &mut keep)
+}
+
+/// The vector path of [`within`]: AVX-512F with VPOPCNTQ (Intel Ice Lake, AMD Zen 4 on).
+#[cfg(target_arch = "x86_64")]
+mod avx512 {
+    use super::{keep_group, word, GROUP};
+    use std::arch::x86_64::*;
+
+    /// Whether this CPU has the instructions (the check is cached by the standard library).
+    #[inline]
+    pub fn available() -> bool {
+        std::is_x86_feature_detected!("avx512f") && std::is_x86_feature_detected!("avx512vpopcntdq")
+    }
+
+    /// [`super::within`] for 8-, 16- or 32-byte codes: each group of eight is one, two or four
+    /// 64-byte loads, XORed with the query, popcounted per 64-bit lane, summed per code and
+    /// compared with the limit.
+    ///
+    /// # Safety
+    /// The CPU must have AVX-512F and AVX512-VPOPCNTDQ ([`available`]).
+    #[target_feature(enable = "avx512f,avx512vpopcntdq")]
+    pub unsafe fn within(
+        query: &[u8],
+        codes: &[u8],
+        mut limit: u32,
+        keep: &mut impl FnMut(usize, u32) -> u32,
+    ) -> u32 {
+        let n = query.len();
+        let mut groups = codes.chunks_exact(GROUP * n);
+        let mut base = 0;
+        let mut lv = _mm512_set1_epi64(limit as i64);
+        if n == 8 {
+            let qv = _mm512_set1_epi64(word(query) as i64);
+            for g in &mut groups {
+                // SAFETY: `g` is 64 bytes (a group of eight 8-byte codes); loadu takes any alignment.
+                let v = unsafe { _mm512_loadu_si512(g.as_ptr().cast()) };
+                let d = _mm512_popcnt_epi64(_mm512_xor_si512(v, qv));
+                if _mm512_cmple_epu64_mask(d, lv) != 0 {
+                    limit = keep_group(query, g, base, limit, keep);
+                    lv = _mm512_set1_epi64(limit as i64);
+                }
+                base += GROUP;
+            }
+        } else if n == 32 {
+            // Each load holds two codes of four words; summing across the pairs of lanes and
+            // then across the 128-bit halves of each 256 bits leaves a code's distance in each
+            // of its four lanes.
+            let q: [i64; 4] = std::array::from_fn(|i| word(&query[i * 8..i * 8 + 8]) as i64);
+            let qv = _mm512_set_epi64(q[3], q[2], q[1], q[0], q[3], q[2], q[1], q[0]);
+            for g in &mut groups {
+                let mut near = 0;
+                for half in 0..4 {
+                    // SAFETY: `g` is 256 bytes (eight 32-byte codes): four 64-byte loads within it.
+                    let v = unsafe { _mm512_loadu_si512(g.as_ptr().add(64 * half).cast()) };
+                    let p = _mm512_popcnt_epi64(_mm512_xor_si512(v, qv));
+                    let p = _mm512_add_epi64(p, _mm512_shuffle_epi32::<{ _MM_PERM_BADC }>(p));
+                    let d = _mm512_add_epi64(p, _mm512_shuffle_i64x2::<0b1011_0001>(p, p));
+                    near |= _mm512_cmple_epu64_mask(d, lv);
+                }
+                if near != 0 {
+                    limit = keep_group(query, g, base, limit, keep);
+                    lv = _mm512_set1_epi64(limit as i64);
+                }
+                base += GROUP;
+            }
+        } else {
+            // Lanes hold (word 0, word 1) of four codes; a lane plus its neighbour is a distance.
+            let (q0, q1) = (word(&query[..8]) as i64, word(&query[8..]) as i64);
+            let qv = _mm512_set_epi64(q1, q0, q1, q0, q1, q0, q1, q0);
+            for g in &mut groups {
+                // SAFETY: `g` is 128 bytes (eight 16-byte codes): two 64-byte loads within it.
+                let (a, b) = unsafe {
+                    (_mm512_loadu_si512(g.as_ptr().cast()), _mm512_loadu_si512(g.as_ptr().add(64).cast()))
+                };
+                let (pa, pb) = (
+                    _mm512_popcnt_epi64(_mm512_xor_si512(a, qv)),
+                    _mm512_popcnt_epi64(_mm512_xor_si512(b, qv)),
+                );
+                // Swapping the two 64-bit halves of each 128-bit lane pairs a code's words.
+                let da = _mm512_add_epi64(pa, _mm512_shuffle_epi32::<{ _MM_PERM_BADC }>(pa));
+                let db = _mm512_add_epi64(pb, _mm512_shuffle_epi32::<{ _MM_PERM_BADC }>(pb));
+                if _mm512_cmple_epu64_mask(da, lv) | _mm512_cmple_epu64_mask(db, lv) != 0 {
+                    limit = keep_group(query, g, base, limit, keep);
+                    lv = _mm512_set1_epi64(limit as i64);
+                }
+                base += GROUP;
+            }
+        }
+        keep_group(query, groups.remainder(), base, limit, keep)
+    }
 }
 
 /// Codes per group of [`within`].
@@ -503,6 +599,43 @@ mod tests {
         (cb, codes, query)
     }
 
+    /// Both paths of `within` on many groups of 64-, 128- and 256-bit codes, at every limit, with a
+    /// `keep` that leaves the limit where it is (a radius read) and one that lowers it.
+    #[test]
+    fn within_vector_and_scalar_paths_agree_on_long_runs() {
+        for (bits, seed) in [(64u32, 1u64), (128, 2), (256, 5), (64, 3), (128, 4), (256, 6)] {
+            let (cb, codes, query) = random_codes(bits, 1003, seed);
+            for limit in (0..=bits).step_by(3) {
+                for lowers in [false, true] {
+                    let step = |d: u32, l: u32| if lowers { d.saturating_sub(1) } else { l };
+                    let (mut got, mut scalar) = (Vec::new(), Vec::new());
+                    let a = within(&query, &codes, limit, |i, d| {
+                        got.push((i, d));
+                        step(d, limit)
+                    });
+                    let b = within_groups(&query, &codes, limit, &mut |i, d| {
+                        scalar.push((i, d));
+                        step(d, limit)
+                    });
+                    let mut lim = limit;
+                    let want: Vec<(usize, u32)> = codes
+                        .chunks_exact(cb)
+                        .enumerate()
+                        .filter_map(|(i, c)| {
+                            let d = hamming(c, &query);
+                            (d <= lim).then(|| {
+                                lim = step(d, lim);
+                                (i, d)
+                            })
+                        })
+                        .collect();
+                    assert_eq!((&got, a), (&want, lim), "{bits} bits, limit {limit}");
+                    assert_eq!((&scalar, b), (&want, lim), "{bits} bits, limit {limit}");
+                }
+            }
+        }
+    }
+
     fn pair_strategy() -> impl Strategy<Value = (Code, Code)> {
         (1u32..=300).prop_flat_map(|n| (code_strategy(n), code_strategy(n)))
     }
@@ -544,6 +677,14 @@ mod tests {
                 }
             }
             prop_assert_eq!(&got, &want);
+            prop_assert_eq!(last, lim);
+            // The scalar loop too, which CPUs without the vector path take.
+            let mut scalar = Vec::new();
+            let last = within_groups(&query, &codes, limit, &mut |i, d| {
+                scalar.push((i, d));
+                d.saturating_sub(1)
+            });
+            prop_assert_eq!(&scalar, &want);
             prop_assert_eq!(last, lim);
         }
 

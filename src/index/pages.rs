@@ -291,7 +291,7 @@ impl PageStore for PgStore {
     /// Asks the CPU for the buffer header and the first `bytes` of the buffer this backend last
     /// found `blk` in, if any, without pinning it: a hint, harmless if the buffer holds another
     /// page by now. The read that follows pins it through [`RecentBuffers`] too.
-    fn prefetch(&self, blk: BlockNo, bytes: usize) {
+    fn prefetch(&self, blk: BlockNo, ranges: &[std::ops::Range<usize>]) {
         let Some(key) = self.recent_key() else {
             return;
         };
@@ -304,8 +304,10 @@ impl PageStore for PgStore {
         unsafe {
             prefetch_line(pg_sys::BufferDescriptors.add(buf as usize - 1) as *const u8);
             let page = pg_sys::BufferGetPage(buf) as *const u8;
-            for at in (0..bytes.min(BLOCK_SIZE)).step_by(64) {
-                prefetch_line(page.add(at));
+            for r in ranges {
+                for at in (r.start..r.end.min(BLOCK_SIZE)).step_by(64) {
+                    prefetch_line(page.add(at));
+                }
             }
         }
     }

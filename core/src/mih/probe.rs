@@ -67,7 +67,7 @@ impl<S: PageStore> Mih<S> {
     pub fn prefetch_probe(&self, heads: &[BlockNo], t: u32, value: u64) {
         let head = self.head(heads, t, self.params().bucket(t, value));
         if head != INVALID_BLOCK {
-            self.store.prefetch(head, bucket_page::ENTRIES);
+            self.store.prefetch(head, std::slice::from_ref(&(0..bucket_page::ENTRIES)));
         }
     }
 

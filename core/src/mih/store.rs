@@ -49,10 +49,10 @@ pub trait PageStore {
         true
     }
     fn nblocks(&self) -> BlockNo;
-    /// A hint that the first `bytes` bytes of block `blk` are read soon: a store may start
-    /// bringing them into the CPU's caches, without pinning or locking anything. The default
-    /// does nothing.
-    fn prefetch(&self, _blk: BlockNo, _bytes: usize) {}
+    /// A hint that the byte `ranges` of block `blk` are read soon: a store may start bringing
+    /// them into the CPU's caches, without pinning or locking anything. The default does
+    /// nothing.
+    fn prefetch(&self, _blk: BlockNo, _ranges: &[std::ops::Range<usize>]) {}
 }
 
 /// A shared reference to a store is a store (tests build indexes over `&MemStore`).
@@ -94,8 +94,8 @@ impl<T: PageStore> PageStore for &T {
     fn nblocks(&self) -> BlockNo {
         (**self).nblocks()
     }
-    fn prefetch(&self, blk: BlockNo, bytes: usize) {
-        (**self).prefetch(blk, bytes)
+    fn prefetch(&self, blk: BlockNo, ranges: &[std::ops::Range<usize>]) {
+        (**self).prefetch(blk, ranges)
     }
 }
 
