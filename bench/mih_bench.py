@@ -8,8 +8,9 @@ passes the connection through the PG* environment variables. For every (size, bi
      ground truth with numpy (independent of every method measured);
   2. loads them with COPY into a table (id int, code bitcode(b), bv bit(b)) and builds the indexes
      (jdsh MIH, pgvector HNSW), timing each build and reading its size;
-  3. times every method on the same queries, one query per call, interleaved query by query so that
-     the load of other processes on the machine spreads over all methods alike;
+  3. times every method on the same queries, one query per call, interleaved query by query (in
+     an order shuffled at each query) so that the load of other processes on the machine and the
+     state of the CPU's caches spread over all methods alike;
   4. scores recall against the ground truth, tie-aware.
 
 It writes bench/out/mih.json (everything) and bench/out/mih.md (tables for the README).
@@ -470,7 +471,8 @@ def pg_tasks(pg: Pg, ds: Dataset, caps: Caps, args, builds: dict, plans: dict) -
 
 
 def measure(tasks: list, ds: Dataset, truth: Truth, nq: int, nslow: int, nwarm: int) -> None:
-    """Warm every task, then run query by query, every task on each query (interleaved)."""
+    """Warm every task, then run query by query, every task on each query (interleaved, in a
+    shuffled order)."""
     for task in tasks:
         warm = getattr(task, "warm", None)  # PostgreSQL tasks: on the warm-up queries
         # A sequential scan (0.1-3 s) needs no more than a cache warm-up: planning is noise.
@@ -478,7 +480,12 @@ def measure(tasks: list, ds: Dataset, truth: Truth, nq: int, nslow: int, nwarm: 
             (warm or task.fn)(wi % nq if warm is None else wi)
     t_report = time.time()
     for qi in range(nq):
-        for task in tasks:
+        # In an order shuffled query by query: in a fixed order (or a rotated one) each method
+        # runs after the same one, so FAISS's k = 10 and k = 100 ran on data that its k = 1 had
+        # just brought into the L3 cache (32 MiB here: FAISS flat 0.9 ms so, 2.0 ms after
+        # another method), while the index's pages came after FAISS and the sequential scans.
+        order = np.random.default_rng([qi, 7]).permutation(len(tasks))
+        for task in (tasks[i] for i in order):
             if task.slow and qi >= nslow:
                 continue
             seconds, ids = task.fn(qi)
