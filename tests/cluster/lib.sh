@@ -302,6 +302,33 @@ crash() {
   say "kill -9 postmaster $pm and its $(wc -w <<<"$kids") processes"
 }
 
+# Runs `VACUUM t` in the background and crashes the cluster while pg_stat_progress_vacuum shows
+# phase $1 for it, $2 seconds into that phase, or right after the VACUUM when it is too quick to
+# catch there. Says which.
+crash_during_vacuum() {
+  local want=$1 delay=$2 app="crash_during_vacuum_$$" vac phase=
+  PGAPPNAME=$app q -c "VACUUM t" >"$JDSH_CLUSTER/vacuum.out" 2>&1 &
+  vac=$!
+  BG_PIDS+=("$vac")
+  for _ in $(seq 1 3000); do
+    phase=$(q -c "SELECT phase FROM pg_stat_progress_vacuum p JOIN pg_stat_activity a USING (pid)
+                   WHERE a.application_name = '$app'")
+    [ "$phase" = "$want" ] && break
+    alive "$vac" || break
+    sleep 0.01
+  done
+  if [ "$phase" = "$want" ]; then
+    sleep "$delay"
+    crash
+    say "crashed while VACUUM was $want"
+  else
+    wait "$vac" || fail "VACUUM failed: $(cat "$JDSH_CLUSTER/vacuum.out")"
+    crash
+    say "VACUUM was too quick to catch $want: crashed right after it"
+  fi
+  wait "$vac" 2>/dev/null || true
+}
+
 # Restarts the crashed cluster and fails unless it went through crash recovery (WAL replay).
 recover() {
   local log="$JDSH_CLUSTER/postgres.log" before out

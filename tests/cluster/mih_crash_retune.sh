@@ -20,27 +20,8 @@ q -c "ALTER TABLE t SET (autovacuum_enabled = off)" \
   -c "INSERT INTO t SELECT i, gen_code(i::text) FROM generate_series(20001, 120000) i" >/dev/null
 say "120k rows in an index built on 20k; VACUUM"
 
-PGAPPNAME=mih_crash_retune q -c "VACUUM t" >"$JDSH_CLUSTER/vacuum.out" 2>&1 &
-vac=$!
-BG_PIDS+=("$vac")
-phase=
-for _ in $(seq 1 3000); do
-  phase=$(q -c "SELECT phase FROM pg_stat_progress_vacuum p JOIN pg_stat_activity a USING (pid)
-                 WHERE a.application_name = 'mih_crash_retune'")
-  [ "$phase" = "cleaning up indexes" ] && break
-  alive "$vac" || break
-  sleep 0.01
-done
-if [ "$phase" = "cleaning up indexes" ]; then
-  sleep 0.1
-  crash
-  say "crashed while VACUUM was cleaning up the index (where it retunes)"
-else
-  wait "$vac" || fail "VACUUM failed: $(cat "$JDSH_CLUSTER/vacuum.out")"
-  crash
-  say "VACUUM was too quick to catch in its cleanup: crashed right after it"
-fi
-wait "$vac" 2>/dev/null || true
+# The retune runs in the cleanup phase.
+crash_during_vacuum "cleaning up indexes" 0.1
 recover
 assert_mih_check t_code_mih
 make_queries crash1

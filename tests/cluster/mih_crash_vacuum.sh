@@ -29,27 +29,7 @@ assert_mih_check t_code_mih
 
 q -c "DELETE FROM t WHERE id % 3 <> 0" >/dev/null
 say "deleted $(( before - $(q -c "SELECT count(id) FROM t") )) of $before rows; VACUUM"
-PGAPPNAME=mih_crash_vacuum q -c "VACUUM t" >"$JDSH_CLUSTER/vacuum.out" 2>&1 &
-vac=$!
-BG_PIDS+=("$vac")
-phase=
-for _ in $(seq 1 3000); do
-  phase=$(q -c "SELECT phase FROM pg_stat_progress_vacuum p JOIN pg_stat_activity a USING (pid)
-                 WHERE a.application_name = 'mih_crash_vacuum'")
-  [ "$phase" = "vacuuming indexes" ] && break
-  alive "$vac" || break
-  sleep 0.02
-done
-if [ "$phase" = "vacuuming indexes" ]; then
-  sleep 0.05
-  crash
-  say "crashed while VACUUM was vacuuming the index"
-else
-  wait "$vac" || fail "VACUUM failed: $(cat "$JDSH_CLUSTER/vacuum.out")"
-  crash
-  say "VACUUM was too quick to catch in the index phase: crashed right after it"
-fi
-wait "$vac" 2>/dev/null || true
+crash_during_vacuum "vacuuming indexes" 0.05
 recover
 assert_mih_check t_code_mih
 make_queries crash2
