@@ -21,9 +21,10 @@
 use super::build::TablePlan;
 use super::index::Mih;
 use super::layout::{
-    dir_check, dir_get, dir_set, is_free, BlockNo, Bucket, Meta, MihError, Params, Reserved, Retired,
-    RowPage, Tables, Tid, DEFAULT_PROBE_BUDGET, DIR_SLOTS_PER_PAGE, INVALID_BLOCK,
+    dir_check, dir_get, dir_set, is_free, BlockNo, Bucket, Meta, MihError, Params, Reserved, Retired, Tables,
+    Tid, DEFAULT_PROBE_BUDGET, DIR_SLOTS_PER_PAGE, INVALID_BLOCK,
 };
+use super::rows::{ListEnd, LIST_HEAD};
 use super::store::{PageGuard, PageStore};
 use super::tune;
 
@@ -53,9 +54,6 @@ pub struct NewTables {
     rows: u64,
     read_to: ListEnd,
 }
-
-/// Where rows read from the row list end: (row page, rows read from it).
-type ListEnd = (BlockNo, usize);
 
 impl<S: PageStore> Mih<S> {
     /// Whether the tables were chosen for far fewer rows than the index holds, `rows` (VACUUM
@@ -146,7 +144,7 @@ impl<S: PageStore> Mih<S> {
         };
         let fresh = Mih { store: &self.store, meta: meta.clone() };
         let mut caught_up = 0u64;
-        fresh.rows_after(new.read_to, |code, tid| {
+        fresh.rows_after(new.read_to, |_, code, tid| {
             caught_up += 1;
             fresh.insert_tables(code, tid)
         })?;
@@ -307,50 +305,11 @@ impl<S: PageStore> Mih<S> {
     /// Every row of the row list: codes back to back, tids, and where the list ended.
     fn read_row_list(&self) -> Result<(Vec<u8>, Vec<Tid>, ListEnd), MihError> {
         let (mut codes, mut tids) = (Vec::new(), Vec::new());
-        let mut end = (INVALID_BLOCK, 0);
-        self.rows_after((INVALID_BLOCK, 0), |code, tid| {
+        let walked = self.rows_after(LIST_HEAD, |_, code, tid| {
             codes.extend_from_slice(code);
             tids.push(tid);
             Ok(())
-        })
-        .map(|last| end = last)?;
-        Ok((codes, tids, end))
-    }
-
-    /// Calls `f(code, tid)` for each row of the row list after `from` (a row page and how many
-    /// of its rows to skip; an invalid block: from the list's head); returns where the list
-    /// ended: its last page and its rows then. Row pages only grow at the list's end while a
-    /// VACUUM runs (VACUUM alone compacts them), so a position stays valid for its retune.
-    fn rows_after(
-        &self,
-        from: ListEnd,
-        mut f: impl FnMut(&[u8], Tid) -> Result<(), MihError>,
-    ) -> Result<ListEnd, MihError> {
-        let Some(list) = self.meta.row_list else {
-            return Err(MihError::Corrupt("an index without a row list cannot be retuned".into()));
-        };
-        let p = self.params().clone();
-        let (mut blk, mut skip) = if from.0 == INVALID_BLOCK { (list.head, 0) } else { from };
-        let mut pages = 0u64;
-        loop {
-            pages += 1;
-            if blk == 0 || blk >= self.store.nblocks() || pages > self.store.nblocks() as u64 {
-                return Err(MihError::Corrupt(format!("the row list leads to block {blk}, or loops")));
-            }
-            let g = self.store.read(blk);
-            RowPage::check(g.page(), &p, blk)?;
-            let t = self.store.read(RowPage::tids_block(g.page()));
-            RowPage::check_tids(t.page(), g.page(), blk)?;
-            let count = RowPage::count(g.page());
-            let codes = RowPage::codes(g.page(), &p);
-            for (i, c) in codes.chunks_exact(p.code_bytes()).enumerate().skip(skip) {
-                f(c, RowPage::tid(t.page(), i))?;
-            }
-            let next = RowPage::next(g.page());
-            if next == INVALID_BLOCK {
-                return Ok((blk, count));
-            }
-            (blk, skip) = (next, 0);
-        }
+        })?;
+        Ok((codes, tids, walked.end))
     }
 }

@@ -7,7 +7,7 @@
 //! The meta page's tail hint is moved with no other lock held.
 
 use super::index::Mih;
-use super::layout::{BlockNo, Bucket, MihError, RowList, RowPage, Tid, INVALID_BLOCK};
+use super::layout::{BlockNo, Bucket, MihError, RowPage, Tid, INVALID_BLOCK};
 use super::store::{PageGuard, PageStore};
 use super::vacuum::DeadTids;
 
@@ -124,24 +124,64 @@ impl<S: PageStore> Mih<S> {
     /// Every (tid, code) of the row list, and its pages (row and tid pages); `None` in an index
     /// of format 2.
     pub(crate) fn row_entries(&self) -> Result<Option<(Entries, u64)>, MihError> {
-        let Some(RowList { head, .. }) = self.meta.row_list else { return Ok(None) };
-        let p = self.params();
-        let (mut blk, mut walk) = (head, Walk::new(&self.store));
+        if self.meta.row_list.is_none() {
+            return Ok(None);
+        }
+        let nbits = self.params().nbits;
         let mut entries = Vec::new();
-        while blk != INVALID_BLOCK {
+        let walked = self.rows_after(LIST_HEAD, |blk, c, tid| {
+            if !crate::code::padding_is_clear(nbits, c) {
+                return Err(MihError::Corrupt(format!("row page {blk}: code with padding bits set")));
+            }
+            entries.push((tid, c.to_vec()));
+            Ok(())
+        })?;
+        Ok(Some((entries, 2 * walked.pages as u64)))
+    }
+
+    /// Calls `f(block, code, tid)` for each row of the row list after `from` (a row page and how
+    /// many of its rows to skip; [`LIST_HEAD`]: from the list's head), tid pages checked; says
+    /// where the list ended (its last page and its rows then) and how many row pages it walked.
+    /// Row pages only grow at the list's end while a VACUUM runs (VACUUM alone compacts them),
+    /// so a retune's position stays valid until its switch.
+    pub(crate) fn rows_after(
+        &self,
+        from: ListEnd,
+        mut f: impl FnMut(BlockNo, &[u8], Tid) -> Result<(), MihError>,
+    ) -> Result<Walked, MihError> {
+        let Some(list) = self.meta.row_list else {
+            return Err(MihError::Corrupt("the index has no row list".into()));
+        };
+        let p = self.params();
+        let (mut blk, mut skip) = if from == LIST_HEAD { (list.head, 0) } else { from };
+        let mut walk = Walk::new(&self.store);
+        loop {
             let g = self.read_row_page(blk, &mut walk)?;
             let t = self.store.read(RowPage::tids_block(g.page()));
             RowPage::check_tids(t.page(), g.page(), blk)?;
-            for (i, c) in RowPage::codes(g.page(), p).chunks_exact(p.code_bytes()).enumerate() {
-                if !crate::code::padding_is_clear(p.nbits, c) {
-                    return Err(MihError::Corrupt(format!("row page {blk}: code with padding bits set")));
-                }
-                entries.push((RowPage::tid(t.page(), i), c.to_vec()));
+            for (i, c) in RowPage::codes(g.page(), p).chunks_exact(p.code_bytes()).enumerate().skip(skip) {
+                f(blk, c, RowPage::tid(t.page(), i))?;
             }
-            blk = RowPage::next(g.page());
+            let next = RowPage::next(g.page());
+            if next == INVALID_BLOCK {
+                return Ok(Walked { end: (blk, RowPage::count(g.page())), pages: walk.pages });
+            }
+            (blk, skip) = (next, 0);
         }
-        Ok(Some((entries, 2 * walk.pages as u64)))
     }
+}
+
+/// A position on the row list: a row page and how many of its rows come before it.
+pub(crate) type ListEnd = (BlockNo, usize);
+/// The position before the list's first row.
+pub(crate) const LIST_HEAD: ListEnd = (INVALID_BLOCK, 0);
+
+/// What [`Mih::rows_after`] walked.
+pub(crate) struct Walked {
+    /// Where the list ended.
+    pub end: ListEnd,
+    /// Row pages walked.
+    pub pages: u32,
 }
 
 /// What a read asks the CPU for of the next row page: four lines at the start of each 4 KiB.
