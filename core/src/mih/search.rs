@@ -46,6 +46,7 @@ pub const FIRST_BAND_ROWS: usize = 128;
 const PROBE_AHEAD: usize = 4;
 /// Entries whose distances a band read counts before it guesses where the band ends.
 const BAND_SAMPLE: usize = 512;
+const MIN_WANT: f64 = 4.0;
 
 /// What a search did so far. Only the tests read it (the extension reports none of it): that
 /// probing stays sub-linear, and that the cost model counts the probes a search makes.
@@ -59,6 +60,8 @@ pub struct SearchStats {
     pub visited: u64,
     /// Whole-table reads instead of probing (one per band).
     pub full_scans: u64,
+    /// Rows that reads kept, each a tid read (a cache miss, and its tid page's pin and lock).
+    pub kept: u64,
 }
 
 impl SearchStats {
@@ -102,6 +105,8 @@ pub struct Search {
     pub(crate) horizon: u32,
     /// Once the search reads instead of probing: the rows its next band keeps.
     band_rows: Option<usize>,
+    /// The rows its first band keeps: [`FIRST_BAND_ROWS`], or fewer when told to expect fewer.
+    first_band: usize,
     /// A radius search: it returns every row within its radius, so one band keeps them all.
     radius_search: bool,
     pub stats: SearchStats,
@@ -159,6 +164,7 @@ impl Search {
             spent_us: 0.0,
             horizon,
             band_rows: None,
+            first_band: FIRST_BAND_ROWS,
             radius_search: radius.is_some(),
             stats: SearchStats::default(),
         })
@@ -172,9 +178,13 @@ impl Search {
     /// Tells a k-NN search, before its first row, how many rows the last search of the same
     /// statement returned (see [`RowsAsked`]): past [`TUNE_K`], it starts with the budget its
     /// index chose for top-100 searches, instead of switching to it after `TUNE_K` rows.
+    /// Its first read, if it reads, then keeps enough rows for that many and a margin.
     pub fn expect(&mut self, rows: usize) {
-        if rows > TUNE_K && self.returned == 0 {
-            self.budget_us = self.budget_more_us;
+        if self.returned == 0 {
+            if rows > TUNE_K {
+                self.budget_us = self.budget_more_us;
+            }
+            self.first_band = expected_band(rows);
         }
     }
 
@@ -218,7 +228,7 @@ impl Search {
         let bits = p.sub_len(t);
         if self.step > self.horizon {
             // Probing kept no row beyond the horizon: only a read finds them.
-            return self.read_band(mih, FIRST_BAND_ROWS);
+            return self.read_band(mih, self.first_band);
         }
         if shell > bits {
             // Table t was probed at every distance: every row has been found, and kept up to the
@@ -228,7 +238,7 @@ impl Search {
             return Ok(());
         }
         if self.spent_us + cost::shell_us(bits, shell, self.table_rows) > self.budget_us {
-            return self.read_band(mih, FIRST_BAND_ROWS);
+            return self.read_band(mih, self.first_band);
         }
         let mut failure = None;
         let qsub = self.qsub[t as usize];
@@ -291,6 +301,7 @@ impl Search {
             limit: self.max_dist,
             cap,
             kept: 0,
+            total_kept: 0,
             shrink_at: cap.saturating_mul(2),
             counts: vec![0; self.max_dist as usize + 1],
         };
@@ -302,11 +313,14 @@ impl Search {
         // random, shares of them).
         let (mut sample, mut sampled) = (vec![0usize; self.max_dist as usize + 1], 0usize);
         let mut guessed = cap == usize::MAX;
-        let table_rows = self.table_rows as f64;
+        let table_rows = self.table_rows.max(1) as f64;
         mih.read_rows(&self.heads, |codes, tid| {
             entries += (codes.len() / p.code_bytes()) as u64;
             if guessed {
                 band.limit = within(query, codes, band.limit, |i, d| band.keep(found, d, || tid(i)));
+                if cap != usize::MAX {
+                    band.recut(found, entries as f64 / table_rows);
+                }
                 return;
             }
             dist.clear();
@@ -317,12 +331,12 @@ impl Search {
             }
             sampled += dist.len();
             if sampled >= BAND_SAMPLE {
-                // The distance by which twice the band's rows are expected. A wrong guess costs
-                // speed, never exactness: the band ends where it ends, and covers that.
+                // A wrong guess costs speed, never exactness: the band ends where it ends, and
+                // covers that.
                 guessed = true;
-                let scale = table_rows / sampled as f64;
-                let want = (2.0 * cap as f64 / scale).ceil() as usize;
-                if let Some(end) = first_reaching(&sample, lo, band.limit, want) {
+                if let Some(end) =
+                    first_reaching(&sample, lo, band.limit, band.want(sampled as f64 / table_rows))
+                {
                     band.cut(found, end);
                 }
             }
@@ -334,6 +348,7 @@ impl Search {
         })?;
         self.stats.candidates += entries;
         self.stats.full_scans += 1;
+        self.stats.kept += band.total_kept;
         self.covered = band.limit as i64;
         self.band_rows = Some(rows.saturating_mul(2));
         Ok(())
@@ -391,20 +406,42 @@ impl RowsAsked {
     }
 }
 
-/// The rows a band of a whole-table read keeps: those from distance `lo` up to `limit`, where
-/// `limit` shrinks to the smallest distance holding `cap` of them (ties at it kept) whenever
-/// twice as many are kept.
+/// The rows a band of a whole-table read keeps: those from distance `lo` up to `limit`. After
+/// each page `limit` falls to where the rows kept so far, extrapolated to the whole table, are
+/// expected to reach `cap` with a margin ([`Band::want`]); within a page, to the smallest
+/// distance holding `cap` of them (ties at it kept) whenever twice as many are kept. Each row
+/// kept costs a tid read, so the sooner the limit is tight the cheaper the read: on 1M uniform
+/// 64-bit codes, a top-10 read kept ~650 rows by the second rule alone.
 struct Band {
     lo: u32,
     limit: u32,
     cap: usize,
     kept: usize,
+    /// Rows kept, including those a later cut dropped.
+    total_kept: u64,
     shrink_at: usize,
     /// Rows kept, by distance.
     counts: Vec<usize>,
 }
 
 impl Band {
+    /// How many rows kept from a share `f` of the table place the limit: where the whole table
+    /// is expected to hold `cap` rows, plus three standard deviations of a Poisson count, so
+    /// that a read seldom ends with fewer rows than it was asked for (which costs another read).
+    fn want(&self, f: f64) -> usize {
+        let mean = self.cap as f64 * f.min(1.0);
+        (mean + 4.0 * mean.sqrt()).ceil().max(MIN_WANT) as usize
+    }
+
+    /// Lowers the limit to where the rows kept from a share `f` of the table reach [`Band::want`].
+    fn recut(&mut self, found: &mut [Vec<Tid>], f: f64) {
+        if let Some(end) = first_reaching(&self.counts, self.lo, self.limit, self.want(f)) {
+            if end < self.limit {
+                self.cut(found, end);
+            }
+        }
+    }
+
     /// Keeps a row at distance `d <= limit` (unless probing found it already: `d < lo`); returns
     /// the limit for the rows after it. `tid` reads the row's tid (another cache line of the
     /// page), only for a row kept.
@@ -415,6 +452,7 @@ impl Band {
         found[d as usize].push(tid());
         self.counts[d as usize] += 1;
         self.kept += 1;
+        self.total_kept += 1;
         if self.kept > self.shrink_at {
             // kept > cap, so some distance reaches it.
             let end = first_reaching(&self.counts, self.lo, self.limit, self.cap).unwrap_or(self.limit);
@@ -433,6 +471,12 @@ impl Band {
         self.kept = self.counts.iter().sum();
         self.limit = end;
     }
+}
+
+/// The rows a first band keeps for a search expected to return `rows`: half as many again, and
+/// at least 8 more, so that a few rows more than last time need no second read.
+fn expected_band(rows: usize) -> usize {
+    rows.saturating_add((rows / 2).max(8)).min(FIRST_BAND_ROWS.max(rows))
 }
 
 /// How far a k-NN search may probe: the largest radius whose probes the cost model prices within

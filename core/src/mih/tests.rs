@@ -1026,3 +1026,37 @@ fn a_crash_at_any_record_of_a_retune_or_of_freeing_what_it_left_loses_nothing() 
         );
     }
 }
+
+/// A read keeps few rows (each a tid read, a cache miss): its band's limit falls page by page to
+/// where the rows kept so far, extrapolated, reach what the search expects, and it still ends
+/// with enough rows that no second read is needed. 300k uniform codes read at once (budget 0):
+/// the second rule alone (cut to the band's rows whenever twice as many are kept) kept ~650
+/// rows per top-10 search at 1M.
+#[test]
+fn a_read_keeps_few_rows_and_enough() {
+    let n = 300_000;
+    let codes = dataset(7, 64, n, 0);
+    let store = MemStore::new();
+    let mut mih = build(&store, 64, &codes, Some(2));
+    mih.meta.probe_budget = 0;
+    mih.meta.probe_budget_top100 = Some(0);
+    let live = vec![true; n];
+    let mut rng = StdRng::seed_from_u64(99);
+    // (rows asked, rows the search is told to expect, most rows kept on average)
+    for (k, expect, most) in [(1, Some(1), 100), (10, Some(10), 140), (100, Some(100), 450), (10, None, 450)]
+    {
+        let mut kept = 0;
+        for _ in 0..40 {
+            let q = random_code(&mut rng, 64);
+            let mut s = Search::new(&mih, &q, None).unwrap();
+            if let Some(e) = expect {
+                s.expect(e);
+            }
+            assert_eq!(take(&mut s, &mih, &codes, &q, k), brute(&codes, &live, &q, k));
+            assert_eq!(s.stats.full_scans, 1, "k = {k}: one read was enough");
+            kept += s.stats.kept;
+        }
+        eprintln!("k = {k}, expecting {expect:?}: {} rows kept per search", kept / 40);
+        assert!(kept / 40 <= most, "k = {k}, expecting {expect:?}: {} rows kept per search", kept / 40);
+    }
+}
