@@ -302,6 +302,7 @@ impl Search {
             cap,
             kept: 0,
             total_kept: 0,
+            recut_at: 0,
             shrink_at: cap.saturating_mul(2),
             counts: vec![0; self.max_dist as usize + 1],
         };
@@ -419,6 +420,8 @@ struct Band {
     kept: usize,
     /// Rows kept, including those a later cut dropped.
     total_kept: u64,
+    /// `total_kept` at the last [`Band::recut`].
+    recut_at: u64,
     shrink_at: usize,
     /// Rows kept, by distance.
     counts: Vec<usize>,
@@ -434,7 +437,12 @@ impl Band {
     }
 
     /// Lowers the limit to where the rows kept from a share `f` of the table reach [`Band::want`].
+    /// Nothing to do when no row was kept since the last time: `want` only grows with `f`.
     fn recut(&mut self, found: &mut [Vec<Tid>], f: f64) {
+        if self.total_kept == self.recut_at {
+            return;
+        }
+        self.recut_at = self.total_kept;
         if let Some(end) = first_reaching(&self.counts, self.lo, self.limit, self.want(f)) {
             if end < self.limit {
                 self.cut(found, end);
