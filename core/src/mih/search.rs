@@ -309,17 +309,22 @@ impl Search {
         let mut entries = 0u64;
         let (query, found) = (&self.query, &mut self.found);
         let mut dist = Vec::with_capacity(p.capacity());
-        // The distances of the first pages, to guess where the band ends before keeping rows:
-        // the build spreads the rows over the row list (and table 0's pages hold hashed, so
-        // random, shares of them).
+        // A first band guesses where it ends from the distances of the first pages before it
+        // keeps rows, then re-cuts page by page (`Band::recut`). Both extrapolate, which assumes
+        // the row list's order is random with respect to the query, as the build spreads it
+        // (and table 0's pages hold hashed, so random, shares of the rows); inserts append in
+        // the table's order, which may not be. So a band that ended short (its rows clustered
+        // early in the list) is followed by bands that keep and cut only by what they kept,
+        // and end with `cap` rows whenever the table has them. A radius search keeps it all.
+        let extrapolate = self.band_rows.is_none() && cap != usize::MAX;
         let (mut sample, mut sampled) = (vec![0usize; self.max_dist as usize + 1], 0usize);
-        let mut guessed = cap == usize::MAX;
+        let mut guessed = !extrapolate;
         let table_rows = self.table_rows.max(1) as f64;
         mih.read_rows(&self.heads, |codes, tid| {
             entries += (codes.len() / p.code_bytes()) as u64;
             if guessed {
                 band.limit = within(query, codes, band.limit, |i, d| band.keep(found, d, || tid(i)));
-                if cap != usize::MAX {
+                if extrapolate {
                     band.recut(found, entries as f64 / table_rows);
                 }
                 return;

@@ -1068,3 +1068,32 @@ fn a_read_keeps_few_rows_and_enough() {
         assert!(s.stats.full_scans > 1, "300 rows needed more than the first band");
     }
 }
+
+/// A row list whose order is not random with respect to the query (rows inserted nearest
+/// first): a first band extrapolates from its first pages, ends short, and the bands after it
+/// keep and cut only by what they kept, so a search needs a read or two more, never more, and
+/// stays exact.
+#[test]
+fn a_row_list_in_the_queries_order_costs_a_read_more_not_a_row() {
+    let n = 40_000;
+    let codes = dataset(31, 64, n, 0);
+    let mut rng = StdRng::seed_from_u64(5);
+    let q = random_code(&mut rng, 64);
+    // The first 1,000 rows in the build's spread order; the others appended nearest first.
+    let mut order: Vec<usize> = (1000..n).collect();
+    order.sort_by_key(|&i| hamming(&codes[i], &q));
+    let store = MemStore::new();
+    let mut mih = build(&store, 64, &codes[..1000], Some(2));
+    for &i in &order {
+        mih.insert(&codes[i], tid(i)).unwrap();
+    }
+    mih.meta.probe_budget = 0;
+    mih.meta.probe_budget_top100 = Some(0);
+    let live = vec![true; n];
+    for (expect, k) in [(10, 10), (100, 100), (1, 50)] {
+        let mut s = Search::new(&mih, &q, None).unwrap();
+        s.expect(expect);
+        assert_eq!(take(&mut s, &mih, &codes, &q, k), brute(&codes, &live, &q, k), "k = {k}");
+        assert!(s.stats.full_scans <= 3, "k = {k}: {} reads", s.stats.full_scans);
+    }
+}
