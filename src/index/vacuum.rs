@@ -100,22 +100,76 @@ pub unsafe extern "C-unwind" fn amvacuumcleanup(
         // estimates the heap's rows from pg_class, stale after a crash (20k for 120k seen).
         let rows = ((*stats).num_index_tuples.max(0.0) as u64).max(mih.estimated_rows());
         if mih.outgrown(rows) {
-            let (forced_m, _) = options::of(index);
-            let done = mih
-                .retune(forced_m, |_| {
-                    pgrx::check_for_interrupts!();
-                })
-                .unwrap_or_else(|e| report(e));
-            pgrx::ereport!(
-                PgLogLevel::from(level),
-                PgSqlErrorCode::ERRCODE_SUCCESSFUL_COMPLETION,
-                format!(
-                    "mih: tables chosen again for {} rows (tuned for {} before): {} substrings (were {}), {} blocks written, {} rows added while writing",
-                    done.rows, built, done.m, done.m_before, done.pages, done.caught_up
+            let (setting, allowed_kb) = vacuum_memory();
+            let need = mih.retune_bytes(rows);
+            if need > allowed_kb.saturating_mul(1024) {
+                // Held in memory, not spilled: a VACUUM (autovacuum above all) keeps to the
+                // memory it is given, and says what would let it retune.
+                let name = std::ffi::CStr::from_ptr(pg_sys::get_rel_name((*index).rd_id)).to_string_lossy();
+                let mb = |bytes: u64| bytes.div_ceil(1 << 20);
+                pgrx::pg_sys::panic::ErrorReport::new(
+                    PgSqlErrorCode::ERRCODE_SUCCESSFUL_COMPLETION,
+                    format!(
+                        "mih: index \"{name}\" holds about {rows} rows, its tables were chosen for {built}; choosing them again needs about {} MB, more than {setting} ({} MB)",
+                        mb(need),
+                        mb(allowed_kb * 1024)
+                    ),
+                    pgrx::function_name!(),
                 )
-            );
+                .set_hint(format!("Raise {setting} for a VACUUM of this table, or REINDEX the index."))
+                .report(PgLogLevel::from(skip_level(level)));
+            } else {
+                let (forced_m, _) = options::of(index);
+                let done = mih
+                    .retune(forced_m, |_| {
+                        pgrx::check_for_interrupts!();
+                    })
+                    .unwrap_or_else(|e| report(e));
+                pgrx::ereport!(
+                    PgLogLevel::from(level),
+                    PgSqlErrorCode::ERRCODE_SUCCESSFUL_COMPLETION,
+                    format!(
+                        "mih: tables chosen again for {} rows (tuned for {} before): {} substrings (were {}), {} blocks written, {} rows added while writing",
+                        done.rows, built, done.m, done.m_before, done.pages, done.caught_up
+                    )
+                );
+            }
         }
         (*stats).num_pages = pg_sys::RelationGetNumberOfBlocksInFork(index, pg_sys::ForkNumber::MAIN_FORKNUM);
         stats
+    }
+}
+
+extern "C" {
+    /// PostgreSQL's `autovacuum_work_mem` (kB, -1: `maintenance_work_mem`), which pgrx does not
+    /// bind (postmaster/autovacuum.h).
+    static autovacuum_work_mem: std::ffi::c_int;
+}
+
+/// The memory setting a VACUUM keeps to, and its value in kB: `autovacuum_work_mem` in an
+/// autovacuum worker when set, else `maintenance_work_mem`.
+fn vacuum_memory() -> (&'static str, u64) {
+    // SAFETY: PostgreSQL's own GUC variables, read in the backend's one thread.
+    unsafe {
+        if pg_sys::MyBackendType == pg_sys::BackendType::B_AUTOVAC_WORKER && autovacuum_work_mem >= 0 {
+            ("autovacuum_work_mem", autovacuum_work_mem as u64)
+        } else {
+            ("maintenance_work_mem", pg_sys::maintenance_work_mem.max(0) as u64)
+        }
+    }
+}
+
+/// The level of the message that a retune was skipped for memory: NOTICE for a VACUUM someone
+/// ran (unless VERBOSE asked for INFO), LOG in autovacuum, whose own messages are DEBUG2, so
+/// that the server log shows why an index stays slow.
+fn skip_level(level: i32) -> i32 {
+    // SAFETY: reads a backend-local variable.
+    if unsafe { pg_sys::MyBackendType } == pg_sys::BackendType::B_AUTOVAC_WORKER {
+        pg_sys::LOG as i32
+    } else {
+        match level {
+            l if l >= pg_sys::INFO as i32 => l,
+            _ => pg_sys::NOTICE as i32,
+        }
     }
 }

@@ -5,7 +5,8 @@
 # crash recovery the index passes jdsh.mih_check and equals a sequential scan, whichever tables
 # the meta page names; the next VACUUM frees what the cut-short retune reserved (or the tables
 # a finished one retired) and retunes if it had not; then the index is retuned, checks clean,
-# equals a sequential scan, and 20k more rows go in through it.
+# equals a sequential scan, and 20k more rows go in through it. First, a VACUUM within 1MB of
+# maintenance_work_mem leaves the tables and says so.
 #
 #   tests/cluster/mih_crash_retune.sh      # JDSH_CRASH_RETUNE_PORT (54356)
 TEST_NAME=mih_crash_retune
@@ -18,7 +19,17 @@ say "fresh cluster on port $PGPORT"
 mih_table 20000
 q -c "ALTER TABLE t SET (autovacuum_enabled = off)" \
   -c "INSERT INTO t SELECT i, gen_code(i::text) FROM generate_series(20001, 120000) i" >/dev/null
-say "120k rows in an index built on 20k; VACUUM"
+say "120k rows in an index built on 20k"
+
+# Within too little memory a VACUUM leaves the tables and says what would let it retune.
+out=$(q -c "SET client_min_messages = notice" -c "SET maintenance_work_mem = '1MB'" -c "VACUUM t" 2>&1) \
+  || fail "VACUUM in 1MB failed: $out"
+grep -q 'choosing them again needs about [0-9]* MB, more than maintenance_work_mem (1 MB)' <<<"$out" \
+  || fail "a VACUUM in 1MB of maintenance_work_mem did not say why it left the tables: $out"
+grep -q 'HINT:  Raise maintenance_work_mem' <<<"$out" || fail "no hint after the skipped retune: $out"
+info=$(q -c "SELECT built_rows FROM jdsh.mih_info('t_code_mih')")
+[ "$info" = 20000 ] || fail "a VACUUM in 1MB retuned anyway: built_rows $info"
+say "VACUUM in 1MB: $(grep -o 'needs about [0-9]* MB' <<<"$out"), tables left; VACUUM again"
 
 # The retune runs in the cleanup phase.
 crash_during_vacuum "cleaning up indexes" 0.1

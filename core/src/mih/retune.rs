@@ -31,6 +31,10 @@ use super::tune;
 /// Tables are chosen again once the index holds this many times the rows they were chosen for.
 pub const GROWTH: u64 = 2;
 
+/// A retune's memory per row beside the row's code: its tid as read (8 bytes in a `Vec<Tid>`)
+/// and its entry in a table's sort order (16).
+const RETUNE_BYTES_PER_ROW: u64 = 8 + 16;
+
 /// What a retune did.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Retuned {
@@ -65,6 +69,12 @@ impl<S: PageStore> Mih<S> {
             && t.retired.is_none()
             && t.reserved.is_none()
             && rows >= GROWTH * self.meta.built_rows.max(tune::MIN_ROWS as u64)
+    }
+
+    /// About how many bytes a retune of `rows` rows holds at once: every row's code and tid read
+    /// from the row list, and one table's sort order while it writes (`TablePlan::write`).
+    pub fn retune_bytes(&self, rows: u64) -> u64 {
+        rows.saturating_mul(self.params().code_bytes() as u64 + RETUNE_BYTES_PER_ROW)
     }
 
     /// Chooses and writes new tables for the rows the index holds, then switches to them:

@@ -170,3 +170,28 @@ VACUUM ul;
 SET enable_seqscan = off;
 SELECT count(*) FROM ul;
 RESET ALL;
+
+-- VACUUM chooses the tables again once an index holds twice the rows they were chosen for,
+-- within maintenance_work_mem: with too little it says so (tests/cluster/mih_crash_retune.sh
+-- checks the message) and leaves them; with enough it retunes.
+CREATE TABLE grown (id int, code bitcode(64));
+INSERT INTO grown SELECT i, ('x' || left(md5(i::text), 16))::bitcode FROM generate_series(1, 20000) i;
+CREATE INDEX grown_mih ON grown USING mih (code);
+INSERT INTO grown SELECT i, ('x' || left(md5(i::text), 16))::bitcode FROM generate_series(20001, 45000) i;
+SET client_min_messages = warning;
+SET maintenance_work_mem = '1MB';
+VACUUM grown;
+SELECT built_rows, chosen_by FROM jdsh.mih_info('grown_mih');
+RESET maintenance_work_mem;
+VACUUM grown;
+RESET client_min_messages;
+SELECT built_rows, chosen_by FROM jdsh.mih_info('grown_mih');
+SELECT rows, heap_rows FROM jdsh.mih_check('grown_mih');
+SET enable_seqscan = off;
+SELECT count(*) FILTER (WHERE i.d = s.d) AS equal, count(*) AS queries FROM
+  (SELECT q, ARRAY(SELECT code <~> q FROM grown ORDER BY code <~> q LIMIT 10) AS d
+     FROM (SELECT ('x' || left(md5((-i)::text), 16))::bitcode AS q FROM generate_series(1, 20) i) qs) i
+  JOIN (SELECT q, ARRAY(SELECT g.code <~> q FROM grown g ORDER BY (g.code <~> q) + 0 LIMIT 10) AS d
+     FROM (SELECT ('x' || left(md5((-i)::text), 16))::bitcode AS q FROM generate_series(1, 20) i) qs) s
+  USING (q);
+RESET ALL;
