@@ -46,6 +46,7 @@ pub const FIRST_BAND_ROWS: usize = 128;
 const PROBE_AHEAD: usize = 4;
 /// Entries whose distances a band read counts before it guesses where the band ends.
 const BAND_SAMPLE: usize = 512;
+/// The fewest rows kept by which a first band places its limit (see [`Band::want`]).
 const MIN_WANT: f64 = 4.0;
 
 /// What a search did so far. Only the tests read it (the extension reports none of it): that
@@ -434,8 +435,10 @@ struct Band {
 
 impl Band {
     /// How many rows kept from a share `f` of the table place the limit: where the whole table
-    /// is expected to hold `cap` rows, plus three standard deviations of a Poisson count, so
-    /// that a read seldom ends with fewer rows than it was asked for (which costs another read).
+    /// is expected to hold `cap` rows, plus four standard deviations of a Poisson count and at
+    /// least [`MIN_WANT`], so that a read seldom ends with fewer rows than it was asked for
+    /// (which costs another read: three deviations and a floor of one row did in 2 % of top-10
+    /// reads of 1M uniform codes, when the first page held one of the query's nearest codes).
     fn want(&self, f: f64) -> usize {
         let mean = self.cap as f64 * f.min(1.0);
         (mean + 4.0 * mean.sqrt()).ceil().max(MIN_WANT) as usize
