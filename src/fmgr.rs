@@ -71,10 +71,21 @@ pub fn required<T>(value: Option<T>, argument: &str) -> T {
 
 /// Raises an ERROR with a hint telling the user what to do.
 pub fn raise_with_hint(code: PgSqlErrorCode, message: impl Into<String>, hint: impl Into<String>) -> ! {
+    report_with_hint(pgrx::PgLogLevel::ERROR, code, message, hint);
+    unreachable!()
+}
+
+/// Reports a message at `level` (an ERROR does not return) with a hint telling the user what
+/// to do.
+pub fn report_with_hint(
+    level: pgrx::PgLogLevel,
+    code: PgSqlErrorCode,
+    message: impl Into<String>,
+    hint: impl Into<String>,
+) {
     pgrx::pg_sys::panic::ErrorReport::new(code, message.into(), pgrx::function_name!())
         .set_hint(hint)
-        .report(pgrx::PgLogLevel::ERROR);
-    unreachable!()
+        .report(level);
 }
 
 /// The elements of a one-dimensional array without NULLs (`real[]` or `double precision[]`), as a

@@ -8,6 +8,7 @@ use pgrx::pg_sys;
 use pgrx::{PgLogLevel, PgSqlErrorCode};
 
 use super::{open, options, report, to_item_pointer};
+use crate::fmgr::report_with_hint;
 
 /// The statistics PostgreSQL passed, or new zeroed ones (in the current memory context).
 ///
@@ -100,24 +101,23 @@ pub unsafe extern "C-unwind" fn amvacuumcleanup(
         // estimates the heap's rows from pg_class, stale after a crash (20k for 120k seen).
         let rows = ((*stats).num_index_tuples.max(0.0) as u64).max(mih.estimated_rows());
         if mih.outgrown(rows) {
-            let (setting, allowed_kb) = vacuum_memory();
+            let (setting, allowed) = vacuum_memory();
             let need = mih.retune_bytes(rows);
-            if need > allowed_kb.saturating_mul(1024) {
+            if need > allowed {
                 // Held in memory, not spilled: a VACUUM (autovacuum above all) keeps to the
                 // memory it is given, and says what would let it retune.
                 let name = std::ffi::CStr::from_ptr(pg_sys::get_rel_name((*index).rd_id)).to_string_lossy();
                 let mb = |bytes: u64| bytes.div_ceil(1 << 20);
-                pgrx::pg_sys::panic::ErrorReport::new(
+                report_with_hint(
+                    PgLogLevel::from(skip_level(level)),
                     PgSqlErrorCode::ERRCODE_SUCCESSFUL_COMPLETION,
                     format!(
                         "mih: index \"{name}\" holds about {rows} rows, its tables were chosen for {built}; choosing them again needs about {} MB, more than {setting} ({} MB)",
                         mb(need),
-                        mb(allowed_kb * 1024)
+                        mb(allowed)
                     ),
-                    pgrx::function_name!(),
-                )
-                .set_hint(format!("Raise {setting} for a VACUUM of this table, or REINDEX the index."))
-                .report(PgLogLevel::from(skip_level(level)));
+                    format!("Raise {setting} for a VACUUM of this table, or REINDEX the index."),
+                );
             } else {
                 let (forced_m, _) = options::of(index);
                 let done = mih
@@ -146,25 +146,31 @@ extern "C" {
     static autovacuum_work_mem: std::ffi::c_int;
 }
 
-/// The memory setting a VACUUM keeps to, and its value in kB: `autovacuum_work_mem` in an
+/// Whether this backend is an autovacuum worker.
+fn in_autovacuum() -> bool {
+    // SAFETY: reads a backend-local variable.
+    unsafe { pg_sys::MyBackendType == pg_sys::BackendType::B_AUTOVAC_WORKER }
+}
+
+/// The memory setting a VACUUM keeps to, and its value in bytes: `autovacuum_work_mem` in an
 /// autovacuum worker when set, else `maintenance_work_mem`.
 fn vacuum_memory() -> (&'static str, u64) {
-    // SAFETY: PostgreSQL's own GUC variables, read in the backend's one thread.
-    unsafe {
-        if pg_sys::MyBackendType == pg_sys::BackendType::B_AUTOVAC_WORKER && autovacuum_work_mem >= 0 {
-            ("autovacuum_work_mem", autovacuum_work_mem as u64)
+    // SAFETY: PostgreSQL's own GUC variables (kB), read in the backend's one thread.
+    let (setting, kb) = unsafe {
+        if in_autovacuum() && autovacuum_work_mem >= 0 {
+            ("autovacuum_work_mem", autovacuum_work_mem)
         } else {
-            ("maintenance_work_mem", pg_sys::maintenance_work_mem.max(0) as u64)
+            ("maintenance_work_mem", pg_sys::maintenance_work_mem)
         }
-    }
+    };
+    (setting, (kb.max(0) as u64).saturating_mul(1024))
 }
 
 /// The level of the message that a retune was skipped for memory: NOTICE for a VACUUM someone
 /// ran (unless VERBOSE asked for INFO), LOG in autovacuum, whose own messages are DEBUG2, so
 /// that the server log shows why an index stays slow.
 fn skip_level(level: i32) -> i32 {
-    // SAFETY: reads a backend-local variable.
-    if unsafe { pg_sys::MyBackendType } == pg_sys::BackendType::B_AUTOVAC_WORKER {
+    if in_autovacuum() {
         pg_sys::LOG as i32
     } else {
         match level {
