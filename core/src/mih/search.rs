@@ -451,7 +451,12 @@ impl Band {
             return;
         }
         self.recut_at = self.total_kept;
-        if let Some(end) = first_reaching(&self.counts, self.lo, self.limit, self.want(f)) {
+        self.cut_to_reach(found, self.want(f));
+    }
+
+    /// Lowers the limit to the smallest distance by which the rows kept reach `want`, if any.
+    fn cut_to_reach(&mut self, found: &mut [Vec<Tid>], want: usize) {
+        if let Some(end) = first_reaching(&self.counts, self.lo, self.limit, want) {
             if end < self.limit {
                 self.cut(found, end);
             }
@@ -470,9 +475,7 @@ impl Band {
         self.kept += 1;
         self.total_kept += 1;
         if self.kept > self.shrink_at {
-            // kept > cap, so some distance reaches it.
-            let end = first_reaching(&self.counts, self.lo, self.limit, self.cap).unwrap_or(self.limit);
-            self.cut(found, end);
+            self.cut_to_reach(found, self.cap);
             self.shrink_at = self.cap.max(self.kept).saturating_mul(2);
         }
         self.limit
@@ -490,7 +493,8 @@ impl Band {
 }
 
 /// The rows a first band keeps for a search expected to return `rows`: half as many again, and
-/// at least 8 more, so that a few rows more than last time need no second read.
+/// at least 8 more, so that a few rows more than last time need no second read; but no more
+/// than [`FIRST_BAND_ROWS`] (what a search told nothing keeps), or `rows` when that is more.
 fn expected_band(rows: usize) -> usize {
     rows.saturating_add((rows / 2).max(8)).min(FIRST_BAND_ROWS.max(rows))
 }
