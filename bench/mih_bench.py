@@ -538,11 +538,8 @@ def run_config(pg: Optional[Pg], caps: Optional[Caps], n: int, bits: int, kind: 
         check_loaded(pg, ds, truth)
         result["table_bytes"] = pg.one(f"SELECT pg_table_size('{TABLE}')")
         if "jdsh" in args.peers and caps.mih:
-            opts = [f"substrings = {args.mih_substrings}"] if args.mih_substrings else []
-            opts += [f"fillfactor = {args.mih_fillfactor}"] if args.mih_fillfactor else []
-            with_ = f" WITH ({', '.join(opts)})" if opts else ""
             builds["jdsh MIH"] = build_index(
-                pg, "bench_mih", f"CREATE INDEX bench_mih ON {TABLE} USING mih (code){with_}")
+                pg, "bench_mih", f"CREATE INDEX bench_mih ON {TABLE} USING mih (code){mih_with(args)}")
             builds["jdsh MIH"].update(mih_choice(pg, "bench_mih"))
         if "pgvector" in args.peers and caps.pgvector and n <= HNSW_MAX_ROWS:
             builds["pgvector HNSW"] = build_index(
@@ -652,6 +649,13 @@ def run_growth(pg: Pg, n: int, bits: int, kind: str, args) -> dict:
     return result
 
 
+def mih_with(args) -> str:
+    """The `WITH (...)` of the jdsh index that `--mih-substrings` / `--mih-fillfactor` ask for."""
+    opts = [f"substrings = {args.mih_substrings}"] if args.mih_substrings else []
+    opts += [f"fillfactor = {args.mih_fillfactor}"] if args.mih_fillfactor else []
+    return f" WITH ({', '.join(opts)})" if opts else ""
+
+
 def run_paired(pg: Pg, n: int, bits: int, kind: str, args) -> dict:
     """The A/B protocol for small changes: per query, FAISS BinaryFlat and then each jdsh setting
     (`--paired "default;jdsh.mih_probe_budget=0"`), in an order rotated query by query, so that
@@ -662,7 +666,7 @@ def run_paired(pg: Pg, n: int, bits: int, kind: str, args) -> dict:
     ds = make_dataset(n, bits, kind, args.queries, args.warmup, args.seed)
     truth = Truth(ds)
     load_table(pg, ds)
-    build_index(pg, "bench_mih", f"CREATE INDEX bench_mih ON {TABLE} USING mih (code)")
+    build_index(pg, "bench_mih", f"CREATE INDEX bench_mih ON {TABLE} USING mih (code){mih_with(args)}")
     pg.admin.execute("SELECT pg_prewarm(%s)", (TABLE,))
     pg.admin.execute("SELECT pg_prewarm('bench_mih')")
     flat = faiss.IndexBinaryFlat(bits)

@@ -19,9 +19,12 @@ use super::probe::binomial;
 /// Microseconds per probe: the bucket's page looked up, pinned and locked, the fences and the
 /// stretch of codes read.
 pub const PROBE_US: f64 = 1.4;
-/// Microseconds per entry that a probe visits: its substrings and full distance to the query
-/// and, when new, its tid read and filed.
-pub const CANDIDATE_US: f64 = 0.05;
+/// Microseconds per entry that a probe visits: its code streamed through the filtering kernel
+/// (cold: a cache line per 8 entries of 64 bits) and, for the few within the search's horizon,
+/// its substrings, tid read and filing. 0.05 while each entry's substring and distance were taken
+/// one by one; refitted (top-10 on 1M learned-like codes: m = 4, 0.68 ms; m = 5, 0.46 ms) when the
+/// stretch went to the kernel in one run.
+pub const CANDIDATE_US: f64 = 0.012;
 /// Microseconds per entry of a whole-table read, plus [`READ_BYTE_US`] per code byte: codes
 /// streamed through the popcount kernel, with the pin and lock of each page (64-bit codes:
 /// ~2.4 ms per 1M entries, 128-bit ~4.3 ms).

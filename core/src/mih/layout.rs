@@ -779,18 +779,32 @@ impl Bucket {
     /// that is cold in the CPU's caches, and this touches ~4 cache lines of it where a bisection
     /// of the whole page touches ~10.
     pub fn lower_bound(page: &[u8], p: &Params, t: u32, value: u64) -> usize {
+        Bucket::partition(page, p, t, |v| v < value)
+    }
+
+    /// The entries whose substring `t` equals `value`: what a probe of `value` reads. Its end is
+    /// found the way its start is (fences, then bisection), so that the stretch's codes go to the
+    /// filtering kernel in one run, without a substring taken per entry.
+    pub fn equal_range(page: &[u8], p: &Params, t: u32, value: u64) -> std::ops::Range<usize> {
+        Bucket::lower_bound(page, p, t, value)..Bucket::partition(page, p, t, |v| v <= value)
+    }
+
+    /// The first entry whose substring `t` is not `below` (entries are sorted by it, so `below`
+    /// holds for a prefix of them).
+    #[inline]
+    fn partition(page: &[u8], p: &Params, t: u32, below: impl Fn(u64) -> bool) -> usize {
         let n = Bucket::count(page);
         if n == 0 {
             return 0;
         }
-        // The stretch between the last fence below `value` and the next fence.
+        // The stretch between the last fence below and the next fence.
         let (mut lo, mut hi) = (0, n);
         for j in 0..FENCES {
             let i = j * n / FENCES;
             if i >= n {
                 break;
             }
-            if Bucket::fence(page, j) < value {
+            if below(Bucket::fence(page, j)) {
                 lo = i + 1;
             } else {
                 hi = i;
@@ -799,7 +813,7 @@ impl Bucket {
         }
         while lo < hi {
             let mid = (lo + hi) / 2;
-            if p.substring(t, Bucket::code(page, p, mid)) < value {
+            if below(p.substring(t, Bucket::code(page, p, mid))) {
                 lo = mid + 1;
             } else {
                 hi = mid;
@@ -816,10 +830,7 @@ impl Bucket {
         }
         let value = p.substring(t, code);
         // After the last entry with the same value: equal values keep insertion order.
-        let mut i = Bucket::lower_bound(page, p, t, value);
-        while i < n && p.substring(t, Bucket::code(page, p, i)) == value {
-            i += 1;
-        }
+        let i = Bucket::partition(page, p, t, |v| v <= value);
         let at = Bucket::at(p, i);
         page.copy_within(at..Bucket::at(p, n), at + p.code_bytes());
         // The tids of entries i.. move one slot towards the page's start.
@@ -1166,7 +1177,7 @@ mod tests {
     /// The fenced search finds what a linear scan finds, on even, skewed and duplicate-heavy
     /// pages, for values below, between, on and above the page's.
     #[test]
-    fn lower_bound_equals_a_linear_scan() {
+    fn lower_bound_and_equal_range_equal_a_linear_scan() {
         let mut rng = crate::rng::SeededRng::new(9);
         let p = Params { nbits: 64, bounds: vec![0, 16, 64], nbuckets: 1, fillfactor: 100, generation: 0 };
         for case in 0..300 {
@@ -1194,6 +1205,8 @@ mod tests {
                     want,
                     "case {case}, {n} entries, value {probe}"
                 );
+                let end = values.iter().position(|&v| v > probe).unwrap_or(n);
+                assert_eq!(Bucket::equal_range(&page, &p, 0, probe), want..end, "case {case}, value {probe}");
             }
         }
     }

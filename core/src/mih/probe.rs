@@ -48,14 +48,15 @@ pub fn binomial(n: u32, k: u32) -> u64 {
 }
 
 impl<S: PageStore> Mih<S> {
-    /// Calls `visit(code, tid)` for every entry of table `t` whose substring equals `value`; `tid`
-    /// reads the entry's heap tid.
+    /// Calls `visit(codes, tid)` with the entries of table `t` whose substring equals `value`, one
+    /// run of code bytes per page of the bucket (back to back, none when no entry of the page
+    /// has it); `tid(i)` reads the heap tid of the run's code `i`.
     pub fn probe(
         &self,
         heads: &[BlockNo],
         t: u32,
         value: u64,
-        visit: &mut impl FnMut(&[u8], &dyn Fn() -> Tid),
+        visit: &mut impl FnMut(&[u8], &dyn Fn(usize) -> Tid),
     ) -> Result<(), MihError> {
         let p = self.params();
         let b = p.bucket(t, value);
@@ -106,16 +107,17 @@ impl<S: PageStore> Mih<S> {
 }
 
 #[inline]
-fn probe_page(page: &[u8], p: &Params, t: u32, value: u64, visit: &mut impl FnMut(&[u8], &dyn Fn() -> Tid)) {
-    let n = Bucket::count(page);
-    let mut i = Bucket::lower_bound(page, p, t, value);
-    while i < n {
-        let c = Bucket::code(page, p, i);
-        if p.substring(t, c) != value {
-            break;
-        }
-        visit(c, &|| Bucket::tid(page, i));
-        i += 1;
+fn probe_page(
+    page: &[u8],
+    p: &Params,
+    t: u32,
+    value: u64,
+    visit: &mut impl FnMut(&[u8], &dyn Fn(usize) -> Tid),
+) {
+    let run = Bucket::equal_range(page, p, t, value);
+    if !run.is_empty() {
+        let codes = &Bucket::codes(page, p)[run.start * p.code_bytes()..run.end * p.code_bytes()];
+        visit(codes, &|i| Bucket::tid(page, run.start + i));
     }
 }
 

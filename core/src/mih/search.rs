@@ -35,7 +35,7 @@ use super::layout::{BlockNo, MihError, Params, Tid, NEVER_READ};
 use super::probe::for_each_at_distance;
 use super::store::PageStore;
 use super::tune::TUNE_K;
-use crate::code::{distances, hamming, within};
+use crate::code::{distances, within};
 use std::collections::VecDeque;
 
 /// Rows the first band of a whole-table read keeps: more than a k-NN scan is usually asked for
@@ -248,7 +248,7 @@ impl Search {
         // A probe starts by waiting for its page: each value's head page is hinted PROBE_AHEAD
         // values before it is probed, so the waits overlap.
         let mut ahead = VecDeque::with_capacity(PROBE_AHEAD + 1);
-        let mut probe = |v: u64| match mih.probe(heads, t, v, &mut |code, tid| verify.visit(code, tid)) {
+        let mut probe = |v: u64| match mih.probe(heads, t, v, &mut |codes, tid| verify.visit(codes, tid)) {
             Ok(()) => true,
             Err(e) => {
                 failure = Some(e);
@@ -550,24 +550,27 @@ struct Verify<'a> {
 }
 
 impl Verify<'_> {
-    /// A row beyond the horizon is not kept (the read that covers its distance finds it), the
-    /// common case, told by its distance alone. Otherwise it is new unless some table already
-    /// holds it within the radius probed there; the table being probed has `done` one below the
-    /// current shell, under the row's substring distance in it, so it never counts. The tid is
-    /// read only for a row kept: it lies on another cache line of the page.
+    /// Files the new rows of a run of codes that a probe found (`tid(i)` reads code `i`'s tid).
+    /// A row beyond the horizon is not kept (the read that covers its distance finds it): nearly
+    /// every row, so the run goes through the filtering kernel, which looks at a code only when
+    /// it is within the horizon. Such a row is new unless some table already holds it within
+    /// the radius probed there; the table being probed has `done` one below the current shell,
+    /// under the row's substring distance in it, so it never counts. The tid is read only for a
+    /// row kept: it lies on another cache line of the page.
     #[inline]
-    fn visit(&mut self, code: &[u8], tid: impl FnOnce() -> Tid) {
-        self.visited += 1;
-        let d = hamming(code, self.query);
-        if d > self.horizon {
-            return;
-        }
-        for (t, (&r, &q)) in self.done.iter().zip(self.qsub).enumerate() {
-            if r >= 0 && (self.p.substring(t as u32, code) ^ q).count_ones() as i64 <= r {
-                return;
+    fn visit(&mut self, codes: &[u8], tid: &dyn Fn(usize) -> Tid) {
+        let cb = self.query.len();
+        self.visited += (codes.len() / cb) as u64;
+        within(self.query, codes, self.horizon, |i, d| {
+            let code = &codes[i * cb..(i + 1) * cb];
+            let seen = self.done.iter().zip(self.qsub).enumerate().any(|(t, (&r, &q))| {
+                r >= 0 && (self.p.substring(t as u32, code) ^ q).count_ones() as i64 <= r
+            });
+            if !seen {
+                self.candidates += 1;
+                self.found[d as usize].push(tid(i));
             }
-        }
-        self.candidates += 1;
-        self.found[d as usize].push(tid());
+            self.horizon
+        });
     }
 }
