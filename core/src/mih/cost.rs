@@ -12,9 +12,10 @@ use super::probe::binomial;
 // 128-bit learned-like codes (bench/README.md, issue 13), 2 cores, shared buffers warm: a
 // probe reads about one page (a bucket is built to fit one) cold in the CPU's caches, with a
 // buffer-table lookup, pin and lock; an entry visited costs its share of the filtering kernel
-// (and, the few within a search's horizon, substrings, a tid read and a push); a whole-table read streams ~2,000 pages (64-bit codes) of
-// codes through the filtering popcount kernel, bound by memory bandwidth, hence priced mostly per
-// byte. What matters is their ratio, which decides between probing and reading.
+// (and, the few within a search's horizon, substrings, a tid read and a push); a whole-table
+// read streams ~2,000 pages (64-bit codes) of codes through the filtering popcount kernel, bound
+// by memory bandwidth, hence priced mostly per byte. What matters is their ratio, which decides
+// between probing and reading.
 
 /// Microseconds per probe: the bucket's page looked up, pinned and locked, the fences and the
 /// stretch of codes read.
