@@ -261,22 +261,79 @@ pub fn distances(query: &[u8], codes: &[u8], out: &mut Vec<u32>) {
 /// through the extension than leaving them to the hardware prefetcher: the prefetches queue
 /// behind each other.)
 #[inline]
-pub fn within(query: &[u8], codes: &[u8], limit: u32, mut keep: impl FnMut(usize, u32) -> u32) -> u32 {
+pub fn within(query: &[u8], codes: &[u8], limit: u32, keep: impl FnMut(usize, u32) -> u32) -> u32 {
+    within_in(Direction::Forward, query, codes, limit, keep)
+}
+
+/// The order in which [`within_in`] takes a run of codes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Direction {
+    /// First code to last.
+    Forward,
+    /// Last code to first: for a run that lies just below the one read before it in memory, so
+    /// that the CPU's prefetcher sees one falling stream (it follows a stream either way, but
+    /// not one that jumps back a page at every page: 1M codes on consecutive pages filtered cold
+    /// in 0.33 ms this way, 0.75 ms forward page by page).
+    Backward,
+}
+
+/// [`within`], taking the codes in the order `direction` says: groups of eight codes first to
+/// last or last to first, the codes within a group (and those after the last whole group, taken
+/// first going back) first to last; `keep` is called in that order.
+#[inline]
+pub fn within_in(
+    direction: Direction,
+    query: &[u8],
+    codes: &[u8],
+    limit: u32,
+    mut keep: impl FnMut(usize, u32) -> u32,
+) -> u32 {
     if query.is_empty() {
         return limit;
     }
     #[cfg(target_arch = "x86_64")]
     if matches!(query.len(), 8 | 16 | 32) && avx512::available() {
         // SAFETY: the CPU has the features the vector path is compiled for (just checked).
-        return unsafe { avx512::within(query, codes, limit, &mut keep) };
+        return unsafe {
+            match direction {
+                Direction::Forward => avx512::within::<false>(query, codes, limit, &mut keep),
+                Direction::Backward => avx512::within::<true>(query, codes, limit, &mut keep),
+            }
+        };
     }
-    within_groups(query, codes, limit, &mut keep)
+    match direction {
+        Direction::Forward => within_groups::<false>(query, codes, limit, &mut keep),
+        Direction::Backward => within_groups::<true>(query, codes, limit, &mut keep),
+    }
+}
+
+/// Calls `group(bytes, first)` for each whole group of eight codes of `codes` (`code_bytes`
+/// each), first code's index `first`, in order (`BACK`: last to first), and returns the codes
+/// after the last whole group. A run's rest is taken first going back, last going forward.
+#[inline(always)]
+fn each_group<'a, const BACK: bool>(
+    codes: &'a [u8],
+    code_bytes: usize,
+    mut group: impl FnMut(&'a [u8], usize),
+) -> &'a [u8] {
+    let groups = codes.chunks_exact(GROUP * code_bytes);
+    let (count, rest) = (groups.len(), groups.remainder());
+    if BACK {
+        for (k, g) in groups.rev().enumerate() {
+            group(g, (count - 1 - k) * GROUP);
+        }
+    } else {
+        for (k, g) in groups.enumerate() {
+            group(g, k * GROUP);
+        }
+    }
+    rest
 }
 
 /// The vector path of [`within`]: AVX-512F with VPOPCNTQ (Intel Ice Lake, AMD Zen 4 on).
 #[cfg(target_arch = "x86_64")]
 mod avx512 {
-    use super::{keep_group, word, GROUP};
+    use super::{each_group, keep_group, word, GROUP};
     use std::arch::x86_64::*;
 
     /// Whether this CPU has the instructions (the check is cached by the standard library).
@@ -285,42 +342,45 @@ mod avx512 {
         std::is_x86_feature_detected!("avx512f") && std::is_x86_feature_detected!("avx512vpopcntdq")
     }
 
-    /// [`super::within`] for 8-, 16- or 32-byte codes: each group of eight is one, two or four
-    /// 64-byte loads, XORed with the query, popcounted per 64-bit lane, summed per code and
+    /// [`super::within_in`] for 8-, 16- or 32-byte codes: each group of eight is one, two or
+    /// four 64-byte loads, XORed with the query, popcounted per 64-bit lane, summed per code and
     /// compared with the limit.
     ///
     /// # Safety
     /// The CPU must have AVX-512F and AVX512-VPOPCNTDQ ([`available`]).
     #[target_feature(enable = "avx512f,avx512vpopcntdq")]
-    pub unsafe fn within(
+    pub unsafe fn within<const BACK: bool>(
         query: &[u8],
         codes: &[u8],
         mut limit: u32,
         keep: &mut impl FnMut(usize, u32) -> u32,
     ) -> u32 {
         let n = query.len();
-        let mut groups = codes.chunks_exact(GROUP * n);
-        let mut base = 0;
+        let whole = codes.len() / (GROUP * n) * GROUP;
+        let rest = &codes[whole * n..];
+        if BACK {
+            limit = keep_group(query, rest, whole, limit, keep);
+        }
         let mut lv = _mm512_set1_epi64(limit as i64);
         if n == 8 {
             let qv = _mm512_set1_epi64(word(query) as i64);
-            for g in &mut groups {
-                // SAFETY: `g` is 64 bytes (a group of eight 8-byte codes); loadu takes any alignment.
+            each_group::<BACK>(codes, n, |g, base| {
+                // SAFETY: `g` is 64 bytes (a group of eight 8-byte codes); loadu takes any
+                // alignment.
                 let v = unsafe { _mm512_loadu_si512(g.as_ptr().cast()) };
                 let d = _mm512_popcnt_epi64(_mm512_xor_si512(v, qv));
                 if _mm512_cmple_epu64_mask(d, lv) != 0 {
                     limit = keep_group(query, g, base, limit, keep);
                     lv = _mm512_set1_epi64(limit as i64);
                 }
-                base += GROUP;
-            }
+            });
         } else if n == 32 {
             // Each load holds two codes of four words; summing across the pairs of lanes and
             // then across the 128-bit halves of each 256 bits leaves a code's distance in each
             // of its four lanes.
             let q: [i64; 4] = std::array::from_fn(|i| word(&query[i * 8..i * 8 + 8]) as i64);
             let qv = _mm512_set_epi64(q[3], q[2], q[1], q[0], q[3], q[2], q[1], q[0]);
-            for g in &mut groups {
+            each_group::<BACK>(codes, n, |g, base| {
                 let mut near = 0;
                 for half in 0..4 {
                     // SAFETY: `g` is 256 bytes (eight 32-byte codes): four 64-byte loads within it.
@@ -334,13 +394,12 @@ mod avx512 {
                     limit = keep_group(query, g, base, limit, keep);
                     lv = _mm512_set1_epi64(limit as i64);
                 }
-                base += GROUP;
-            }
+            });
         } else {
             // Lanes hold (word 0, word 1) of four codes; a lane plus its neighbour is a distance.
             let (q0, q1) = (word(&query[..8]) as i64, word(&query[8..]) as i64);
             let qv = _mm512_set_epi64(q1, q0, q1, q0, q1, q0, q1, q0);
-            for g in &mut groups {
+            each_group::<BACK>(codes, n, |g, base| {
                 // SAFETY: `g` is 128 bytes (eight 16-byte codes): two 64-byte loads within it.
                 let (a, b) = unsafe {
                     (_mm512_loadu_si512(g.as_ptr().cast()), _mm512_loadu_si512(g.as_ptr().add(64).cast()))
@@ -356,10 +415,12 @@ mod avx512 {
                     limit = keep_group(query, g, base, limit, keep);
                     lv = _mm512_set1_epi64(limit as i64);
                 }
-                base += GROUP;
-            }
+            });
         }
-        keep_group(query, groups.remainder(), base, limit, keep)
+        if !BACK {
+            limit = keep_group(query, rest, whole, limit, keep);
+        }
+        limit
     }
 }
 
@@ -371,28 +432,31 @@ fn word(b: &[u8]) -> u64 {
     u64::from_ne_bytes(b.try_into().unwrap())
 }
 
-fn within_groups(
+/// The scalar path of [`within_in`].
+fn within_groups<const BACK: bool>(
     query: &[u8],
     codes: &[u8],
     mut limit: u32,
     keep: &mut impl FnMut(usize, u32) -> u32,
 ) -> u32 {
     let n = query.len();
-    let mut groups = codes.chunks_exact(GROUP * n);
-    let mut base = 0;
+    let whole = codes.len() / (GROUP * n) * GROUP;
+    let rest = &codes[whole * n..];
+    if BACK {
+        limit = keep_group(query, rest, whole, limit, keep);
+    }
     // Whether any code of a group is within the limit, as an OR of compares over a fixed-size
     // group: the compiler keeps it branch-free (a fold over a slice's chunks compiled to twice
     // the time).
     macro_rules! scan {
         ($bytes:expr, $dist:expr) => {
-            for g in &mut groups {
+            each_group::<BACK>(codes, n, |g, base| {
                 let g: &[u8; $bytes] = g.try_into().unwrap();
                 let near = (0..GROUP).fold(false, |any, j| any | ($dist(g, j) <= limit));
                 if near {
                     limit = keep_group(query, g, base, limit, keep);
                 }
-                base += GROUP;
-            }
+            })
         };
     }
     match n {
@@ -408,15 +472,17 @@ fn within_groups(
             });
         }
         _ => {
-            for g in &mut groups {
+            each_group::<BACK>(codes, n, |g, base| {
                 if g.chunks_exact(n).any(|c| hamming(c, query) <= limit) {
                     limit = keep_group(query, g, base, limit, keep);
                 }
-                base += GROUP;
-            }
+            });
         }
     }
-    keep_group(query, groups.remainder(), base, limit, keep)
+    if !BACK {
+        limit = keep_group(query, rest, whole, limit, keep);
+    }
+    limit
 }
 
 /// The rare path of [`within`]: the codes of `group` (the first at index `base`) one by one.
@@ -599,38 +665,60 @@ mod tests {
         (cb, codes, query)
     }
 
-    /// Both paths of `within` on many groups of 64-, 128- and 256-bit codes, at every limit, with a
-    /// `keep` that leaves the limit where it is (a radius read) and one that lowers it.
+    /// The order in which `within_in` takes `n` codes going `direction`: groups of eight in order,
+    /// the codes of a group (and the rest after the last whole group, first going back) first
+    /// to last.
+    fn kernel_order(direction: Direction, n: usize) -> Vec<usize> {
+        let whole = n / GROUP * GROUP;
+        let groups: Vec<usize> = (0..whole / GROUP).collect();
+        let rest = whole..n;
+        match direction {
+            Direction::Forward => (0..n).collect(),
+            Direction::Backward => {
+                rest.chain(groups.iter().rev().flat_map(|g| g * GROUP..(g + 1) * GROUP)).collect()
+            }
+        }
+    }
+
+    /// Both paths of `within_in`, both ways, on many groups of 64-, 128- and 256-bit codes, at
+    /// every limit, with a `keep` that leaves the limit where it is (a radius read) and one that
+    /// lowers it.
     #[test]
     fn within_vector_and_scalar_paths_agree_on_long_runs() {
-        for (bits, seed) in [(64u32, 1u64), (128, 2), (256, 5), (64, 3), (128, 4), (256, 6)] {
+        for (bits, seed) in [(64u32, 1u64), (128, 2), (256, 5), (64, 3), (128, 4), (256, 6), (192, 7)] {
             let (cb, codes, query) = random_codes(bits, 1003, seed);
-            for limit in (0..=bits).step_by(3) {
-                for lowers in [false, true] {
-                    let step = |d: u32, l: u32| if lowers { d.saturating_sub(1) } else { l };
-                    let (mut got, mut scalar) = (Vec::new(), Vec::new());
-                    let a = within(&query, &codes, limit, |i, d| {
-                        got.push((i, d));
-                        step(d, limit)
-                    });
-                    let b = within_groups(&query, &codes, limit, &mut |i, d| {
-                        scalar.push((i, d));
-                        step(d, limit)
-                    });
-                    let mut lim = limit;
-                    let want: Vec<(usize, u32)> = codes
-                        .chunks_exact(cb)
-                        .enumerate()
-                        .filter_map(|(i, c)| {
-                            let d = hamming(c, &query);
-                            (d <= lim).then(|| {
-                                lim = step(d, lim);
-                                (i, d)
+            for direction in [Direction::Forward, Direction::Backward] {
+                for limit in (0..=bits).step_by(3) {
+                    for lowers in [false, true] {
+                        let step = |d: u32, l: u32| if lowers { d.saturating_sub(1) } else { l };
+                        let (mut got, mut scalar) = (Vec::new(), Vec::new());
+                        let a = within_in(direction, &query, &codes, limit, |i, d| {
+                            got.push((i, d));
+                            step(d, limit)
+                        });
+                        let mut keep = |i, d| {
+                            scalar.push((i, d));
+                            step(d, limit)
+                        };
+                        let b = match direction {
+                            Direction::Forward => within_groups::<false>(&query, &codes, limit, &mut keep),
+                            Direction::Backward => within_groups::<true>(&query, &codes, limit, &mut keep),
+                        };
+                        let mut lim = limit;
+                        let want: Vec<(usize, u32)> = kernel_order(direction, codes.len() / cb)
+                            .into_iter()
+                            .filter_map(|i| {
+                                let d = hamming(&codes[i * cb..(i + 1) * cb], &query);
+                                (d <= lim).then(|| {
+                                    lim = step(d, lim);
+                                    (i, d)
+                                })
                             })
-                        })
-                        .collect();
-                    assert_eq!((&got, a), (&want, lim), "{bits} bits, limit {limit}");
-                    assert_eq!((&scalar, b), (&want, lim), "{bits} bits, limit {limit}");
+                            .collect();
+                        let at = format!("{bits} bits, {direction:?}, limit {limit}");
+                        assert_eq!((&got, a), (&want, lim), "{at}");
+                        assert_eq!((&scalar, b), (&want, lim), "{at}");
+                    }
                 }
             }
         }
@@ -680,7 +768,7 @@ mod tests {
             prop_assert_eq!(last, lim);
             // The scalar loop too, which CPUs without the vector path take.
             let mut scalar = Vec::new();
-            let last = within_groups(&query, &codes, limit, &mut |i, d| {
+            let last = within_groups::<false>(&query, &codes, limit, &mut |i, d| {
                 scalar.push((i, d));
                 d.saturating_sub(1)
             });

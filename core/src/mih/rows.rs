@@ -10,35 +10,54 @@ use super::index::Mih;
 use super::layout::{BlockNo, Bucket, MihError, RowPage, Tid, INVALID_BLOCK};
 use super::store::{PageGuard, PageStore};
 use super::vacuum::DeadTids;
+use crate::code::Direction;
 
 impl<S: PageStore> Mih<S> {
-    /// Calls `f(codes, tid)` for every page of rows: `codes` holds the
-    /// page's codes back to back and `tid(i)` reads the tid of code `i` (another page, locked only
-    /// when asked for). Reads the row list, or table 0's buckets in an index of format 2.
+    /// Calls `f(codes, direction, tid)` for every page of rows: `codes` holds the page's codes
+    /// back to back, `direction` says which way to filter them, and `tid(i)` reads the tid of code
+    /// `i` (another page, locked only when asked for). Reads the row list, or table 0's buckets
+    /// in an index of format 2.
+    ///
+    /// A built row list is a run of consecutive blocks, and such blocks usually sit in consecutive
+    /// shared buffers, rising or (buffers freed by a dropped relation go back to the free list in
+    /// reverse) falling: a page found below the one before is filtered last code first, so that
+    /// the CPU's prefetcher sees one stream either way.
     pub fn read_rows(
         &self,
         heads: &[BlockNo],
-        mut f: impl FnMut(&[u8], &mut dyn FnMut(usize) -> Tid),
+        mut f: impl FnMut(&[u8], Direction, &mut dyn FnMut(usize) -> Tid),
     ) -> Result<(), MihError> {
         let Some(list) = self.meta.row_list else {
             return self.read_table(heads, 0, |page| {
-                f(Bucket::codes(page, self.params()), &mut |i| Bucket::tid(page, i))
+                f(Bucket::codes(page, self.params()), Direction::Forward, &mut |i| Bucket::tid(page, i))
             });
         };
         let p = self.params();
         let mut blk = list.head;
         let mut walk = Walk::new(&self.store);
+        let mut last_page: Option<*const u8> = None;
         while blk != INVALID_BLOCK {
             let g = self.read_row_page(blk, &mut walk)?;
+            let here = g.page().as_ptr();
+            let direction = match last_page {
+                Some(last) if here < last => Direction::Backward,
+                _ => Direction::Forward,
+            };
+            last_page = Some(here);
             let next = RowPage::next(g.page());
             if next != INVALID_BLOCK {
-                // The next page's first lines, and those of its second 4 KiB (the CPU's streaming
-                // prefetcher stops at each 4 KiB boundary), while this page is filtered.
-                self.store.prefetch(next, &PREFETCH_NEXT);
+                // The next page's first lines (last, going back), and those of its other 4 KiB
+                // half (the CPU's streaming prefetcher stops at each 4 KiB boundary), while this
+                // page is filtered.
+                let lines = match direction {
+                    Direction::Forward => &PREFETCH_NEXT,
+                    Direction::Backward => &PREFETCH_NEXT_BACK,
+                };
+                self.store.prefetch(next, lines);
             }
             let mut tids: Option<S::Guard> = None;
             let tids_blk = RowPage::tids_block(g.page());
-            f(RowPage::codes(g.page(), p), &mut |i| {
+            f(RowPage::codes(g.page(), p), direction, &mut |i| {
                 RowPage::tid(tids.get_or_insert_with(|| self.store.read(tids_blk)).page(), i)
             });
             // Checked after the fact (the tids were read within the page, whatever it holds):
@@ -186,6 +205,8 @@ pub(crate) struct Walked {
 
 /// What a read asks the CPU for of the next row page: four lines at the start of each 4 KiB.
 const PREFETCH_NEXT: [std::ops::Range<usize>; 2] = [0..256, 4096..4352];
+/// The same for a read going back: four lines at the end of each 4 KiB.
+const PREFETCH_NEXT_BACK: [std::ops::Range<usize>; 2] = [3840..4096, 7936..8192];
 
 /// Rows as `check` lists them: (tid, code).
 pub(crate) type Entries = Vec<(Tid, Vec<u8>)>;

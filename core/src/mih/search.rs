@@ -35,7 +35,7 @@ use super::layout::{BlockNo, MihError, Params, Tid, NEVER_READ};
 use super::probe::for_each_at_distance;
 use super::store::PageStore;
 use super::tune::TUNE_K;
-use crate::code::{distances, within};
+use crate::code::{distances, within, within_in};
 use std::collections::VecDeque;
 
 /// Rows the first band of a whole-table read keeps: more than a k-NN scan is usually asked for
@@ -321,10 +321,10 @@ impl Search {
         let (mut sample, mut sampled) = (vec![0usize; self.max_dist as usize + 1], 0usize);
         let mut guessed = !extrapolate;
         let table_rows = self.table_rows.max(1) as f64;
-        mih.read_rows(&self.heads, |codes, tid| {
+        mih.read_rows(&self.heads, |codes, direction, tid| {
             entries += (codes.len() / p.code_bytes()) as u64;
             if guessed {
-                band.limit = within(query, codes, band.limit, |i, d| band.keep(found, d, || tid(i)));
+                band.limit = within_in(direction, query, codes, band.limit, |i, d| band.keep(found, d, || tid(i)));
                 if extrapolate {
                     band.recut(found, entries as f64 / table_rows);
                 }

@@ -632,6 +632,27 @@ fn the_row_list_holds_every_row_through_inserts_and_vacuum() {
 }
 
 #[test]
+fn a_built_row_list_is_one_run_of_row_pages_then_one_of_tid_pages() {
+    // A read streams the row pages; in a run of blocks they usually sit in consecutive buffers.
+    let n = 5000;
+    let codes = dataset(12, 64, n, 0);
+    let store = MemStore::new();
+    let mih = build(&store, 64, &codes, None);
+    let list = mih.meta.row_list.unwrap();
+    let pages = n.div_ceil(mih.params().row_capacity()) as BlockNo;
+    let (mut blk, mut walked) = (list.head, Vec::new());
+    while blk != INVALID_BLOCK {
+        let g = store.read(blk);
+        walked.push((blk, RowPage::tids_block(g.page())));
+        blk = RowPage::next(g.page());
+    }
+    let want: Vec<(BlockNo, BlockNo)> = (0..pages).map(|i| (list.head + i, list.head + pages + i)).collect();
+    assert_eq!(walked, want);
+    assert_eq!(list.tail, list.head + pages - 1);
+    assert_eq!(mih.check().unwrap().rows, n as u64);
+}
+
+#[test]
 fn an_index_of_format_2_reads_table_0() {
     // Format 2 had no row list: its meta page (version 2) names none, and a read goes through
     // table 0's buckets; inserts add nothing to a list.
