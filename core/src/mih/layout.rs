@@ -183,6 +183,10 @@ pub mod bucket_page {
 ///             + 16  [code; count]: word-padded code bytes, in no order (`pd_lower` ends after)
 /// ```
 ///
+/// A build writes the row pages as one run of blocks and their tid pages as the next run, so that
+/// a read streams row pages that usually sit in consecutive buffers; inserts append a row page
+/// and its tid page together.
+///
 /// A tid page:
 ///
 /// ```text

@@ -324,7 +324,8 @@ impl Search {
         mih.read_rows(&self.heads, |codes, direction, tid| {
             entries += (codes.len() / p.code_bytes()) as u64;
             if guessed {
-                band.limit = within_in(direction, query, codes, band.limit, |i, d| band.keep(found, d, || tid(i)));
+                band.limit =
+                    within_in(direction, query, codes, band.limit, |i, d| band.keep(found, d, || tid(i)));
                 if extrapolate {
                     band.recut(found, entries as f64 / table_rows);
                 }
