@@ -272,8 +272,8 @@ pub enum Direction {
     Forward,
     /// Last code to first: for a run that lies just below the one read before it in memory, so
     /// that the CPU's prefetcher sees one falling stream (it follows a stream either way, but
-    /// not one that jumps back a page at every page: 1M codes on consecutive pages filtered cold
-    /// in 0.33 ms this way, 0.75 ms forward page by page).
+    /// not one that jumps back a page at every page: 1M codes on consecutive pages, falling,
+    /// filtered cold in 0.32-0.43 ms this way, 0.61-0.80 ms forward page by page).
     Backward,
 }
 

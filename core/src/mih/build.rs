@@ -36,8 +36,8 @@ impl<S: PageStore> Mih<S> {
         // pair for an empty table, where inserts start. A read streams the row pages alone, and
         // blocks in a run usually sit in consecutive shared buffers (a sequential first read, or
         // pg_prewarm's, takes free buffers in order), where the CPU's prefetcher streams them as
-        // one array: 1M 64-bit codes filtered cold in 0.25 ms, against 0.65 ms with a tid page
-        // between each two row pages (`bench/README.md`, tenth step).
+        // one array: 1M 64-bit codes filtered cold in 0.23-0.29 ms, against 0.64-0.82 with a tid
+        // page between each two row pages (`bench/README.md`, tenth step).
         let per_row_page = params.row_capacity();
         let row_pages = n.div_ceil(per_row_page).max(1) as BlockNo;
         let row_list = RowList { head: plan.end, tail: plan.end + row_pages - 1 };
