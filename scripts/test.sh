@@ -27,7 +27,19 @@ t0=$(date +%s)
 mkdir -p "$ROOT/target"
 log="$ROOT/target/test.log"
 exec > >(tee "$log") 2>&1
-step() { printf '\n\033[1m== %s\033[0m (%ss)\n' "$*" "$(( $(date +%s) - t0 ))"; }
+# Free space on the checkout's file system, in GiB, shown at every step: a disk that fills mid-run
+# shows up only as PANICs ("No space left on device") in the cluster tests' server logs.
+free_gib() { df -Pk "$ROOT" | awk 'NR == 2 {printf "%d", $4 / 1048576}'; }
+step() { printf '\n\033[1m== %s\033[0m (%ss, %s GiB free)\n' "$*" "$(( $(date +%s) - t0 ))" "$(free_gib)"; }
+
+# A run from nothing writes about 13 GiB beside the checkout (the torch venv 4.6, the cargo target
+# dir, PostgreSQL 18's build, the test clusters); a warm one, up to 3 (the clusters, 1.6 at their
+# peak, and crates rebuilt). Too little is said up front.
+need=3
+[ -d "$ROOT/.venv" ] && [ -d "$ROOT/target/release" ] || need=14
+if [ "$(free_gib)" -lt "$need" ]; then
+  echo "WARNING: only $(free_gib) GiB free on $(df -P "$ROOT" | awk 'NR == 2 {print $6}'); this run needs about $need GiB: free some space (an old checkout's target/ or .venv/, stopped clusters' .cluster-*/) or the cluster tests will fail with 'No space left on device'"
+fi
 
 if [ -z "$only" ]; then
   step "set-up"
@@ -80,7 +92,7 @@ major_tests() {
   # Kept (stopped) for inspection when a models test failed; the next run removes it first.
   case " ${failed[*]-} " in *" models_"*) ;; *) models_cluster destroy >/dev/null ;; esac
   if [ "${#failed[@]}" -gt 0 ]; then
-    echo "PostgreSQL $JDSH_PG: cluster tests failed: ${failed[*]} (their clusters are kept for inspection; see the FAIL lines above)"
+    echo "PostgreSQL $JDSH_PG: cluster tests failed: ${failed[*]} (their clusters are kept for inspection; see the FAIL lines above; $(free_gib) GiB free now)"
     return 1
   fi
 
