@@ -32,9 +32,9 @@ exec > >(tee "$log") 2>&1
 free_gib() { df -Pk "$ROOT" | awk 'NR == 2 {printf "%d", $4 / 1048576}'; }
 step() { printf '\n\033[1m== %s\033[0m (%ss, %s GiB free)\n' "$*" "$(( $(date +%s) - t0 ))" "$(free_gib)"; }
 
-# A run from nothing writes about 13 GiB beside the checkout (the torch venv 4.6, the cargo target
-# dir, PostgreSQL 18's build, the test clusters); a warm one, up to 3 (the clusters, 1.6 at their
-# peak, and crates rebuilt). Too little is said up front.
+# A run from nothing takes about 13 GiB of disk (the torch venv 4.6, the cargo target dir 3.8, the
+# test clusters, apt's packages, PostgreSQL 18's build); a warm one, up to 3 (the clusters, 1.6 at
+# their peak, and crates rebuilt). Too little is said up front.
 need=3
 [ -d "$ROOT/.venv" ] && [ -d "$ROOT/target/release" ] || need=14
 if [ "$(free_gib)" -lt "$need" ]; then
