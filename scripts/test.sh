@@ -37,8 +37,9 @@ step() { printf '\n\033[1m== %s\033[0m (%ss, %s GiB free)\n' "$*" "$(( $(date +%
 # their peak, and crates rebuilt). Too little is said up front.
 need=3
 [ -d "$ROOT/.venv" ] && [ -d "$ROOT/target/release" ] || need=14
-if [ "$(free_gib)" -lt "$need" ]; then
-  echo "WARNING: only $(free_gib) GiB free on $(df -P "$ROOT" | awk 'NR == 2 {print $6}'); this run needs about $need GiB: free some space (an old checkout's target/ or .venv/, stopped clusters' .cluster-*/) or the cluster tests will fail with 'No space left on device'"
+free=$(free_gib)
+if [ "$free" -lt "$need" ]; then
+  echo "WARNING: only $free GiB free on $(df -P "$ROOT" | awk 'NR == 2 {print $6}'); this run needs about $need GiB: free some space (an old checkout's target/ or .venv/, stopped clusters' .cluster-*/) or the cluster tests will fail with 'No space left on device'"
 fi
 
 if [ -z "$only" ]; then
